@@ -1,0 +1,29 @@
+# Two entry points: `make demo` runs the main job, `make test` runs the whole test suite.
+# Both create .venv with python3 and install the project into it; nothing else is needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DASK_LOGGING__DISTRIBUTED := warning
+
+.PHONY: demo test bench typecheck clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m emdask.demo
+
+test: $(VENV)/.installed
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -1,0 +1,55 @@
+"""The scikit-learn estimator conventions: parameters are the ``__init__`` arguments, stored as given."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Self
+
+
+class BaseEstimator:
+    """``get_params`` / ``set_params`` / ``repr`` from the constructor's signature."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters and their current values."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set constructor parameters by name; unknown names are an error."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; valid parameters: {', '.join(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values() if p.name != "self"
+        }
+        changed = [
+            f"{k}={v!r}" for k, v in self.get_params().items() if not (v is defaults.get(k) or _same(v, defaults.get(k)))
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _check_fitted(self, attribute: str) -> None:
+        if not hasattr(self, attribute):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(type(a) is type(b) and a == b)
+    except Exception:
+        return False
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a model is used before ``fit``."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit ended in a state the user should know about (not converged, fewer distinct clusters)."""

@@ -1,0 +1,39 @@
+"""Randomness that does not depend on the scheduler or the chunking.
+
+Draws made on chunks come from a counter-based generator (Philox) keyed by the fit's seed and
+a stream number and positioned at the chunk's first global row, so row ``i`` always gets the
+same number however the data is split.  Draws made on the client use an ordinary Generator.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+RandomState = int | np.random.Generator | None
+
+
+def make_seed(random_state: RandomState) -> int:
+    """An integer seed from ``None`` (fresh entropy), an int, or a ``numpy.random.Generator``."""
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy % 2**63)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**63))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
+        return int(random_state)
+    raise ValueError(
+        f"random_state must be None, a non-negative int or a numpy.random.Generator; got {random_state!r}"
+    )
+
+
+def row_uniforms(seed: int, stream: int, start: int, n: int) -> np.ndarray:
+    """Uniform draws in [0, 1) for global rows ``start .. start+n-1`` of one stream."""
+    bitgen = np.random.Philox(key=[seed, stream])
+    bitgen.advance(start // 4)  # Philox4x64 makes four 64-bit words per counter step
+    gen = np.random.Generator(bitgen)
+    if start % 4:
+        gen.random(start % 4)
+    return gen.random(n)
+
+
+def client_rng(seed: int, *stream: int) -> np.random.Generator:
+    """A Generator for draws made on the client, one independent stream per ``stream`` tuple."""
+    return np.random.default_rng([seed, *stream])

@@ -1,0 +1,102 @@
+"""Sufficient statistics as values.
+
+A chunk's E-step returns a frozen dataclass of partial statistics; partials add with ``+``
+(field by field), so the engine can reduce them in any tree and any order.  Besides arrays
+and floats a field may be a :class:`TopK` (the rows with the largest keys, merged by
+keeping the largest) or :class:`Moments` (count, mean and centred second moment, merged by
+Chan's formula), both associative and commutative.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Self
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Base class of per-chunk statistics: ``a + b`` adds every field."""
+
+    def __add__(self, other: Any) -> Self:
+        if type(other) is not type(self):
+            return NotImplemented
+        return type(self)(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class TopK:
+    """The ``size`` rows with the largest keys seen so far.
+
+    Ties are broken by the global row index, so the result does not depend on the chunking
+    or on the order of the merges.  ``extra`` carries one value per row (e.g. a label).
+    """
+
+    size: int
+    keys: np.ndarray  # (m,) float64
+    index: np.ndarray  # (m,) int64 global row numbers
+    rows: np.ndarray  # (m, D)
+    extra: np.ndarray  # (m, E) float64
+
+    @classmethod
+    def of(
+        cls, size: int, keys: np.ndarray, index: np.ndarray, rows: np.ndarray, extra: np.ndarray | None = None
+    ) -> TopK:
+        """Keep the ``size`` largest of the candidates; rows with key ``-inf`` are never kept.
+
+        Selects before gathering, so passing a whole chunk's rows copies only ``size`` of them.
+        """
+        keys = np.asarray(keys, dtype=np.float64)
+        keep = np.flatnonzero(keys > -np.inf)
+        if len(keep) > size:
+            keep = keep[np.argpartition(-keys[keep], size - 1)[:size]]
+        extra = np.zeros((len(keys), 0)) if extra is None else np.asarray(extra, dtype=np.float64).reshape(len(keys), -1)
+        return cls(size, keys[keep], np.asarray(index, np.int64)[keep], rows[keep], extra[keep])._select()
+
+    def _select(self) -> TopK:
+        if len(self.keys) > self.size:
+            keep = np.argpartition(-self.keys, self.size - 1)[: self.size]
+        else:
+            keep = np.arange(len(self.keys))
+        keep = keep[np.lexsort((self.index[keep], -self.keys[keep]))]
+        return TopK(self.size, self.keys[keep], self.index[keep], self.rows[keep], self.extra[keep])
+
+    def __add__(self, other: TopK) -> TopK:
+        return TopK(
+            self.size,
+            np.concatenate([self.keys, other.keys]),
+            np.concatenate([self.index, other.index]),
+            np.concatenate([self.rows, other.rows]),
+            np.concatenate([self.extra, other.extra]),
+        )._select()
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Count, mean and centred sum of squares per feature; ``+`` is Chan et al.'s stable merge."""
+
+    n: float
+    mean: np.ndarray  # (D,) float64
+    m2: np.ndarray  # (D,) float64
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> Moments:
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) == 0:
+            return cls(0.0, np.zeros(x.shape[1]), np.zeros(x.shape[1]))
+        mean = x.mean(axis=0)
+        return cls(float(len(x)), mean, ((x - mean) ** 2).sum(axis=0))
+
+    @property
+    def var(self) -> np.ndarray:
+        """Population variance per feature (as ``np.var``)."""
+        return self.m2 / self.n if self.n else np.zeros_like(self.m2)
+
+    def __add__(self, other: Moments) -> Moments:
+        n = self.n + other.n
+        if n == 0:
+            return self
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
+        return Moments(n, mean, m2)

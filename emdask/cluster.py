@@ -1,0 +1,217 @@
+"""``emdask.KMeans``: exact K-means on chunked data, with the scikit-learn estimator surface."""
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Self
+
+import dask.array as da
+import numpy as np
+
+from emdask._base import BaseEstimator, ConvergenceWarning
+from emdask._linalg import nearest, sq_distances
+from emdask._random import RandomState, client_rng, make_seed
+from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
+from emdask.engine import Cache, ChunkedData, FitResult, Summary, run_em, summarize
+from emdask.init import kmeans_parallel, kmeans_plusplus
+from emdask.kmeans import Lloyd
+
+logger = logging.getLogger("emdask")
+
+_INITS = ("k-means||", "k-means++", "random")
+
+
+class KMeans(BaseEstimator):
+    """K-means clustering (Lloyd's algorithm) of data larger than memory, one pass over the data per iteration.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of centres K.
+    init : {"k-means||", "k-means++", "random"} or array of shape (n_clusters, n_features)
+        ``"k-means||"`` (default): scalable k-means|| over all the data (``init_rounds`` passes plus
+        one).  ``"k-means++"`` and ``"random"``: on a weighted random sample of
+        ``init_sample_size`` rows drawn in the first pass (the whole data when it is smaller).
+        An array: these centres.
+    n_init : int
+        Restarts from different initialisations; the one with the lowest inertia is kept.
+    max_iter : int
+        Maximum Lloyd iterations (passes) per restart.
+    tol : float
+        Convergence when the sum of squared centre shifts is at most ``tol`` times the mean
+        feature variance of the data (scikit-learn's definition).
+    random_state : None, int or numpy.random.Generator
+        Seed; a given seed gives the same result on every scheduler.
+    cache : {"auto", True, False}
+        Hold the data in cluster memory between passes (``True``) or re-read it from its source
+        on each pass (``False``); ``"auto"`` caches only when it fits in half the memory of the
+        active cluster (or of this machine).
+    oversampling_factor, init_rounds : float, int
+        k-means|| draws about ``oversampling_factor * n_clusters`` candidates in each of
+        ``init_rounds`` rounds.
+    init_sample_size : int or None
+        Rows sampled for ``"k-means++"`` and ``"random"``; default ``max(20000, 100 * n_clusters)``.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray (n_clusters, n_features), float64
+    inertia_ : float
+        Sum of weighted squared distances of the rows to their nearest centre.
+    n_iter_ : int
+    converged_ : bool
+    history_ : list of dict
+        Per iteration of the kept restart: ``iteration``, ``objective`` (inertia with the
+        centres before that iteration's M-step), ``shift``, ``seconds``.
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | np.ndarray = "k-means||",
+        n_init: int = 1,
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: RandomState = None,
+        cache: Cache = "auto",
+        oversampling_factor: float = 2.0,
+        init_rounds: int = 5,
+        init_sample_size: int | None = None,
+    ):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.cache = cache
+        self.oversampling_factor = oversampling_factor
+        self.init_rounds = init_rounds
+        self.init_sample_size = init_sample_size
+
+    def _check_params(self, n_samples: int, n_features: int) -> tuple[int, np.ndarray | str, int]:
+        k = check_int(self.n_clusters, "n_clusters", 1, n_samples, f"n_samples={n_samples}")
+        check_int(self.max_iter, "max_iter", 1)
+        n_init = check_int(self.n_init, "n_init", 1)
+        check_float(self.tol, "tol")
+        check_choice(self.cache, "cache", ("auto", True, False))
+        check_float(self.oversampling_factor, "oversampling_factor", 0.0, low_open=True)
+        check_int(self.init_rounds, "init_rounds", 1)
+        if self.init_sample_size is not None:
+            check_int(self.init_sample_size, "init_sample_size", 1)
+        if isinstance(self.init, str):
+            return k, check_choice(self.init, "init", _INITS), n_init
+        init = np.array(self.init, dtype=np.float64, copy=True)
+        if init.shape != (k, n_features):
+            raise ValueError(
+                f"init must be an array of shape (n_clusters, n_features) = ({k}, {n_features}) "
+                f"or one of {', '.join(map(repr, _INITS))}; got {describe(np.asarray(self.init))}"
+            )
+        if not np.isfinite(init).all():
+            raise ValueError("init contains NaN or infinity; expected finite centres")
+        if n_init != 1:
+            warnings.warn(f"init is an array of centres, so n_init={n_init} runs once", RuntimeWarning, stacklevel=3)
+        return k, init, 1
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Self:
+        """Fit the centres to ``X`` (n_samples, n_features): a NumPy array or a Dask array of any row chunking.
+
+        ``sample_weight`` (n_samples,) weighs each row in the initialisation, the assignments'
+        inertia and the means.  Runs on the active Dask scheduler (a ``distributed.Client`` if one
+        exists).
+        """
+        Xd, _ = as_rows(X)
+        w = as_weights(sample_weight, Xd)
+        k, init, n_init = self._check_params(*Xd.shape)
+        seed = make_seed(self.random_state)
+        data = ChunkedData(Xd, w, cache=self.cache)
+        sample_size = self.init_sample_size or max(20_000, 100 * k)
+        summary = summarize(data, seed, sample_size)
+        model = Lloyd(k, self.tol * float(np.mean(summary.moments.var)))
+        best: tuple[float, FitResult] | None = None
+        for restart in range(n_init):
+            centres = init if isinstance(init, np.ndarray) else self._initial_centres(data, summary, k, seed, restart)
+            result = run_em(model, data, centres, self.max_iter)
+            last = result.history[-1]
+            inertia = last.objective if last.shift == 0 else data.map_reduce(model.e_step, result.params).inertia
+            logger.info("restart %d: inertia %.10g after %d iterations", restart, inertia, result.n_iter)
+            if best is None or inertia < best[0]:
+                best = (inertia, result)
+        assert best is not None
+        self.inertia_, result = best
+        self.cluster_centers_ = result.params
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.history_ = result.history_dicts()
+        self.n_features_in_ = Xd.shape[1]
+        distinct = len(np.unique(self.cluster_centers_, axis=0))
+        if distinct < k:
+            warnings.warn(
+                f"only {distinct} distinct clusters found, fewer than n_clusters={k}: "
+                "the data may have fewer distinct points than clusters",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _initial_centres(self, data: ChunkedData, summary: Summary, k: int, seed: int, restart: int) -> np.ndarray:
+        rng = client_rng(seed, 1, restart)
+        rows = summary.sample_rows()
+        # The sample is the whole data (with its weights) when it is small, else drawn proportionally to weight.
+        weights = summary.sample_weights() if summary.positive <= len(rows) else np.ones(len(rows))
+        p = weights / weights.sum()
+        if self.init == "random":
+            return np.asarray(rows[rng.choice(len(rows), k, replace=False, p=p)], dtype=np.float64)
+        if self.init == "k-means++":
+            return kmeans_plusplus(rows, weights, k, rng)
+        first = rows[rng.choice(len(rows), p=p)]
+        stream = 1000 * (restart + 1)
+        return kmeans_parallel(
+            data, k, first, seed, stream, rng, oversampling=self.oversampling_factor, rounds=self.init_rounds
+        )
+
+    def _rows(self, X: Any) -> tuple[da.Array, bool]:
+        self._check_fitted("cluster_centers_")
+        Xd, in_memory = as_rows(X)
+        if Xd.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {Xd.shape[1]} features, but this KMeans was fitted with {self.n_features_in_}")
+        return Xd, in_memory
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Index of the nearest centre of each row: a NumPy array for NumPy input, a lazy Dask array for Dask input."""
+        Xd, in_memory = self._rows(X)
+        labels = Xd.map_blocks(_labels_chunk, self.cluster_centers_, drop_axis=1, dtype=np.int32)
+        return labels.compute() if in_memory else labels
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
+        """Fit, then the labels of ``X``."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def transform(self, X: Any) -> np.ndarray | da.Array:
+        """Euclidean distances (n_samples, n_clusters) of each row to every centre."""
+        Xd, in_memory = self._rows(X)
+        k = self.n_clusters
+        dist = Xd.map_blocks(_distances_chunk, self.cluster_centers_, chunks=(Xd.chunks[0], (k,)), dtype=np.float64)
+        return dist.compute() if in_memory else dist
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Minus the inertia of ``X`` with the fitted centres (higher is better)."""
+        Xd, _ = self._rows(X)
+        data = ChunkedData(Xd, as_weights(sample_weight, Xd), cache=False)
+        return -data.map_reduce(_scored_chunk, self.cluster_centers_).inertia
+
+
+def _scored_chunk(x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> Any:
+    check_finite_chunk(x, offset, "X")
+    return Lloyd(len(centres)).e_step(x, w, offset, centres)
+
+
+def _labels_chunk(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    check_finite_chunk(x, 0, "X")
+    return nearest(x, centres)[0].astype(np.int32)
+
+
+def _distances_chunk(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    check_finite_chunk(x, 0, "X")
+    return np.sqrt(sq_distances(x, centres).astype(np.float64))

@@ -1,0 +1,247 @@
+"""The map-reduce EM engine.
+
+A fit is a loop of passes.  In each pass every chunk of rows runs the model's E-step and
+returns partial sufficient statistics (:class:`emdask._stats.Stats`); the partials are summed
+by a tree of tasks on whatever Dask scheduler is active; the model's M-step turns the sum into
+new parameters.  The engine knows nothing of any model's maths: a model is any object with
+
+- ``e_step(x, w, offset, params) -> Stats``: statistics of one chunk ``x`` (rows), its weights
+  ``w`` (or ``None``) and the global index ``offset`` of its first row;
+- ``m_step(stats, params) -> params``;
+- ``objective(stats) -> float`` and ``shift(old, new) -> float`` for the history;
+- ``converged(history) -> bool``.
+
+Memory is bounded by the chunk size: nothing of size n_samples is ever gathered.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, TypeVar
+
+import dask
+import dask.array as da
+import numpy as np
+import psutil
+from threadpoolctl import ThreadpoolController
+
+from emdask._random import row_uniforms
+from emdask._stats import Moments, Stats, TopK
+from emdask._validation import check_finite_chunk
+
+logger = logging.getLogger("emdask")
+
+S = TypeVar("S", bound=Stats)
+P = TypeVar("P")
+Cache = bool | Literal["auto"]
+
+#: Fraction of the cluster's (or this machine's available) memory that ``cache="auto"`` may fill.
+CACHE_FRACTION = 0.5
+SPLIT_EVERY = 8
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS at one thread while any chunk task runs in this process (Dask's threads are the parallelism)."""
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+
+
+def _run_chunk(fn: Callable[..., Stats], x: np.ndarray, w: np.ndarray | None, offset: int, args: tuple) -> Stats:
+    with one_blas_thread():
+        return fn(x, w, offset, *args)
+
+
+def _sum(parts: Sequence[Stats]) -> Stats:
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+def tree_sum(parts: list[Any], split_every: int = SPLIT_EVERY) -> Any:
+    """Sum delayed statistics in a tree of ``split_every``-ary tasks (depth log n, not a chain)."""
+    while len(parts) > 1:
+        parts = [dask.delayed(_sum)(parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def _active_client() -> Any:
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def memory_budget() -> float:
+    """Bytes that caching may use: a fraction of the workers' memory limits, or of this machine's free memory."""
+    client = _active_client()
+    if client is None:
+        return CACHE_FRACTION * psutil.virtual_memory().available
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    total = sum(w.get("memory_limit") or psutil.virtual_memory().total for w in workers)
+    return CACHE_FRACTION * total
+
+
+class ChunkedData:
+    """Rows of a 2-D Dask array (one chunk along features) and optional per-row weights, ready for passes.
+
+    ``cache`` chooses whether the data is held in cluster memory between passes (``True``) or
+    re-read from its source on every pass (``False``).  ``"auto"`` caches when the data fits in
+    :data:`CACHE_FRACTION` of the memory of the active cluster (or of this machine), so it never
+    tries to load a dataset larger than the cluster's memory.
+    """
+
+    def __init__(self, X: da.Array, weights: da.Array | None = None, *, cache: Cache = "auto", name: str = "X"):
+        self.name = name
+        self.shape: tuple[int, int] = (int(X.shape[0]), int(X.shape[1]))
+        self.dtype = X.dtype
+        nbytes = X.nbytes + (weights.nbytes if weights is not None else 0)
+        self.cached = bool(nbytes <= memory_budget()) if cache == "auto" else bool(cache)
+        if self.cached:
+            X, weights = dask.persist(X, weights)
+        logger.info(
+            "%s: %d x %d %s in %d chunks, %.1f MiB, %s",
+            name, *self.shape, X.dtype, X.numblocks[0], nbytes / 2**20,
+            "cached in memory" if self.cached else "re-read from its source on each pass",
+        )
+        self._x = list(X.to_delayed().ravel())
+        self._w = list(weights.to_delayed().ravel()) if weights is not None else [None] * len(self._x)
+        self.offsets = [int(o) for o in np.cumsum((0,) + X.chunks[0][:-1])]
+        self.X = X
+        self.weights = weights
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self._x)
+
+    def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
+        """One pass: ``fn(x, w, offset, *args)`` on every chunk, summed by a tree on the active scheduler."""
+        shared = dask.delayed(args, traverse=False)
+        parts = [
+            dask.delayed(_run_chunk)(fn, x, w, off, shared) for x, w, off in zip(self._x, self._w, self.offsets)
+        ]
+        (total,) = dask.compute(tree_sum(parts))
+        return total
+
+
+class InMemoryData:
+    """The same pass interface over a NumPy array held by the client (for small sub-problems)."""
+
+    def __init__(self, X: np.ndarray, weights: np.ndarray | None = None):
+        self.X, self.weights, self.shape = X, weights, X.shape
+
+    def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
+        return fn(self.X, self.weights, 0, *args)
+
+
+class Passes(Protocol):
+    shape: tuple[int, int]
+
+    def map_reduce(self, fn: Callable[..., S], *args: Any) -> S: ...
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One EM pass: the objective of the E-step, the parameter shift of the M-step, its wall time."""
+
+    iteration: int
+    objective: float
+    shift: float
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    params: Any
+    history: list[Iteration]
+    converged: bool
+
+    @property
+    def n_iter(self) -> int:
+        return len(self.history)
+
+    def history_dicts(self) -> list[dict[str, float]]:
+        return [asdict(h) for h in self.history]
+
+
+def run_em(model: Any, data: Passes, params: Any, max_iter: int) -> FitResult:
+    """Iterate E-step pass and M-step until ``model.converged(history)`` or ``max_iter`` passes."""
+    history: list[Iteration] = []
+    for it in range(1, max_iter + 1):
+        t0 = time.perf_counter()
+        stats = data.map_reduce(model.e_step, params)
+        new = model.m_step(stats, params)
+        step = Iteration(it, float(model.objective(stats)), float(model.shift(params, new)), time.perf_counter() - t0)
+        history.append(step)
+        params = new
+        logger.debug("iteration %d: objective %.10g, shift %.3g, %.3f s", it, step.objective, step.shift, step.seconds)
+        if model.converged(history):
+            return FitResult(params, history, True)
+    return FitResult(params, history, False)
+
+
+@dataclass(frozen=True)
+class Summary(Stats):
+    """What the first pass learns about the data: moments, total weight and a weighted random sample.
+
+    The sample is drawn without replacement with probability proportional to the weights
+    (Efraimidis & Spirakis' A-Res keys ``log(u) / w``), from per-row random numbers, so it is
+    the same for every chunking and scheduler.
+    """
+
+    moments: Moments
+    weight: float
+    positive: float
+    sample: TopK
+
+    def sample_rows(self) -> np.ndarray:
+        return self.sample.rows
+
+    def sample_weights(self) -> np.ndarray:
+        return self.sample.extra[:, 0]
+
+
+def summarize_chunk(
+    x: np.ndarray, w: np.ndarray | None, offset: int, seed: int, size: int, name: str
+) -> Summary:
+    """The first pass over one chunk; it also rejects NaN, infinity and bad weights."""
+    check_finite_chunk(x, offset, name)
+    w = np.ones(len(x)) if w is None else w
+    check_finite_chunk(w, offset, "sample_weight")
+    if np.any(w < 0):
+        raise ValueError(f"sample_weight must be non-negative; got {w[w < 0][0]!r} at row {offset + np.argmax(w < 0)}")
+    pos = w > 0
+    u = row_uniforms(seed, 0, offset, len(x))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
+    sample = TopK.of(size, keys, np.arange(offset, offset + len(x)), x, w)
+    return Summary(Moments.of(x), float(w.sum()), float(pos.sum()), sample)
+
+
+def summarize(data: ChunkedData, seed: int, sample_size: int) -> Summary:
+    """The first pass: validates values, computes moments and draws the initialisation sample."""
+    summary = data.map_reduce(summarize_chunk, seed, sample_size, data.name)
+    if summary.weight <= 0:
+        raise ValueError("sample_weight must have at least one positive weight; got all zeros")
+    return summary

@@ -1,0 +1,81 @@
+"""K-means as hard EM: the E-step assigns each row to its nearest centre, the M-step takes weighted means.
+
+It is the zero-variance limit of a Gaussian mixture with shared spherical covariance
+(course notes, "K-means as hard GMM"): responsibilities become 0/1 and the mixing weights
+drop out.  The statistics of a chunk are the per-cluster weight and weighted sum, the chunk's
+inertia, and the points farthest from their centres (to re-seed clusters that empty).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from emdask._linalg import nearest
+from emdask._stats import Stats, TopK
+from emdask.engine import Iteration
+
+logger = logging.getLogger("emdask")
+
+
+@dataclass(frozen=True)
+class KMeansStats(Stats):
+    """Partial statistics of one chunk (float64)."""
+
+    counts: np.ndarray  # (K,) sum of weights per cluster
+    sums: np.ndarray  # (K, D) weighted sum of rows per cluster
+    inertia: float  # sum of w * |x - c_label|^2
+    far: TopK  # the K rows farthest from their centre, with (label, weight)
+
+
+@dataclass(frozen=True)
+class Lloyd:
+    """The model: Lloyd's iteration for ``n_clusters`` centres.
+
+    ``tol`` is absolute, on the sum over centres of the squared shift between iterations
+    (scikit-learn scales its ``tol`` by the mean feature variance to get it).
+    """
+
+    n_clusters: int
+    tol: float = 0.0
+
+    def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> KMeansStats:
+        """Assign the chunk's rows to their nearest centre and sum what the M-step needs."""
+        k = self.n_clusters
+        labels, dist2 = nearest(x, centres)
+        w = np.ones(len(x)) if w is None else w
+        counts = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
+        sums = np.empty((k, x.shape[1]))
+        for j in range(x.shape[1]):
+            sums[:, j] = np.bincount(labels, weights=w * x[:, j], minlength=k)
+        far_keys = np.where(w > 0, dist2, -np.inf)
+        far = TopK.of(k, far_keys, np.arange(offset, offset + len(x)), x, np.c_[labels, w])
+        return KMeansStats(counts, sums, float(w @ dist2), far)
+
+    def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:
+        """Weighted means; an empty cluster takes the farthest point from its centre, as scikit-learn does."""
+        counts, sums = stats.counts.copy(), stats.sums.copy()
+        empty = np.flatnonzero(counts == 0)
+        for k_new, row, (old, weight) in zip(empty, stats.far.rows, stats.far.extra):
+            row = np.asarray(row, dtype=np.float64)
+            sums[int(old)] -= weight * row
+            counts[int(old)] -= weight
+            sums[k_new] = weight * row
+            counts[k_new] = weight
+        if empty.size:
+            logger.info("re-seeded %d empty cluster(s) with the farthest points", min(empty.size, len(stats.far.keys)))
+        new = np.array(centres, dtype=np.float64, copy=True)
+        full = counts > 0
+        new[full] = sums[full] / counts[full, None]
+        return new
+
+    def objective(self, stats: KMeansStats) -> float:
+        return stats.inertia
+
+    def shift(self, old: np.ndarray, new: np.ndarray) -> float:
+        return float(((new - old) ** 2).sum())
+
+    def converged(self, history: Sequence[Iteration]) -> bool:
+        return history[-1].shift <= self.tol
