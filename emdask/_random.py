@@ -14,7 +14,7 @@ RandomState = int | np.random.Generator | None
 def make_seed(random_state: RandomState) -> int:
     """An integer seed from ``None`` (fresh entropy), an int, or a ``numpy.random.Generator``."""
     if random_state is None:
-        return int(np.random.SeedSequence().entropy % 2**63)
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(2**63))
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:

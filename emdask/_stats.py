@@ -47,19 +47,12 @@ class TopK:
         Selects before gathering, so passing a whole chunk's rows copies only ``size`` of them.
         """
         keys = np.asarray(keys, dtype=np.float64)
-        keep = np.flatnonzero(keys > -np.inf)
-        if len(keep) > size:
-            keep = keep[np.argpartition(-keys[keep], size - 1)[:size]]
-        extra = np.zeros((len(keys), 0)) if extra is None else np.asarray(extra, dtype=np.float64).reshape(len(keys), -1)
-        return cls(size, keys[keep], np.asarray(index, np.int64)[keep], rows[keep], extra[keep])._select()
-
-    def _select(self) -> TopK:
-        if len(self.keys) > self.size:
-            keep = np.argpartition(-self.keys, self.size - 1)[: self.size]
-        else:
-            keep = np.arange(len(self.keys))
-        keep = keep[np.lexsort((self.index[keep], -self.keys[keep]))]
-        return TopK(self.size, self.keys[keep], self.index[keep], self.rows[keep], self.extra[keep])
+        index = np.asarray(index, dtype=np.int64)
+        finite = np.flatnonzero(keys > -np.inf)
+        keep = finite[_largest(keys[finite], index[finite], size)]
+        extra = np.zeros((len(keys), 0)) if extra is None else np.asarray(extra, dtype=np.float64)
+        extra = extra[:, None] if extra.ndim == 1 else extra
+        return cls(size, keys[keep], index[keep], rows[keep], extra[keep])
 
     def __add__(self, other: TopK) -> TopK:
         return TopK(
@@ -69,6 +62,20 @@ class TopK:
             np.concatenate([self.rows, other.rows]),
             np.concatenate([self.extra, other.extra]),
         )._select()
+
+    def _select(self) -> TopK:
+        keep = _largest(self.keys, self.index, self.size)
+        return TopK(self.size, self.keys[keep], self.index[keep], self.rows[keep], self.extra[keep])
+
+
+def _largest(keys: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
+    """Positions of the ``size`` largest keys, ties to the lowest index, in that order."""
+    candidates = np.arange(len(keys))
+    if len(keys) > size:
+        threshold = np.partition(keys, len(keys) - size)[len(keys) - size]
+        candidates = np.flatnonzero(keys >= threshold)
+    order = np.lexsort((index[candidates], -keys[candidates]))[:size]
+    return candidates[order]
 
 
 @dataclass(frozen=True)

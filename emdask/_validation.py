@@ -76,23 +76,24 @@ def as_weights(sample_weight: Any, X: da.Array, name: str = "sample_weight") -> 
         raise ValueError(f"{name} must be a 1-D array with one weight per row of X ({X.shape[0]}); got {describe(w)}")
     if w.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(f"{name} must be numeric; got {describe(w)}")
-    if not lazy:
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"{name} must be finite and non-negative; got min={np.min(w)!r}, max={np.max(w)!r}")
-        if not np.any(w > 0):
-            raise ValueError(f"{name} must have at least one positive weight; got all zeros")
-        return da.from_array(w.astype(np.float64), chunks=(X.chunks[0],))
-    return w.astype(np.float64).rechunk((X.chunks[0],))
+    if lazy:
+        return da.asarray(w).astype(np.float64).rechunk((X.chunks[0],))
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{name} must be finite and non-negative; got min={np.min(w).item()!r}, max={np.max(w).item()!r}")
+    if not np.any(w > 0):
+        raise ValueError(f"{name} must have at least one positive weight; got all zeros")
+    return da.from_array(np.asarray(w, dtype=np.float64), chunks=(X.chunks[0],))
 
 
 def check_int(value: Any, name: str, low: int, high: int | None = None, high_name: str = "") -> int:
     """An integer in ``[low, high]``."""
-    bounds = f"[{low}, {high_name or high}]" if high is not None else f">= {low}"
+    bounds = f"in [{low}, {high_name or high}]" if high is not None else f">= {low}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int {bounds}; got {value!r} of type {type(value).__name__}")
-    if value < low or (high is not None and value > high):
+    number = int(value)
+    if number < low or (high is not None and number > high):
         raise ValueError(f"{name} must be an int {bounds}; got {value!r}")
-    return int(value)
+    return number
 
 
 def check_float(value: Any, name: str, low: float = 0.0, low_open: bool = False) -> float:
@@ -116,4 +117,4 @@ def check_finite_chunk(x: np.ndarray, offset: int, name: str) -> None:
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
         where = f"row {offset + bad[0]}" + (f", column {bad[1]}" if x.ndim == 2 else "")
-        raise ValueError(f"{name} contains NaN or infinity (first at {where}: {x[tuple(bad)]!r}); expected finite values")
+        raise ValueError(f"{name} contains NaN or infinity (first at {where}: {x[tuple(bad)].item()!r}); expected finite values")

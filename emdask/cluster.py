@@ -181,7 +181,7 @@ class KMeans(BaseEstimator):
     def predict(self, X: Any) -> np.ndarray | da.Array:
         """Index of the nearest centre of each row: a NumPy array for NumPy input, a lazy Dask array for Dask input."""
         Xd, in_memory = self._rows(X)
-        labels = Xd.map_blocks(_labels_chunk, self.cluster_centers_, drop_axis=1, dtype=np.int32)
+        labels = da.map_blocks(_labels_chunk, Xd, self.cluster_centers_, drop_axis=1, dtype=np.int32)
         return labels.compute() if in_memory else labels
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
@@ -192,7 +192,7 @@ class KMeans(BaseEstimator):
         """Euclidean distances (n_samples, n_clusters) of each row to every centre."""
         Xd, in_memory = self._rows(X)
         k = self.n_clusters
-        dist = Xd.map_blocks(_distances_chunk, self.cluster_centers_, chunks=(Xd.chunks[0], (k,)), dtype=np.float64)
+        dist = da.map_blocks(_distances_chunk, Xd, self.cluster_centers_, chunks=(Xd.chunks[0], (k,)), dtype=np.float64)
         return dist.compute() if in_memory else dist
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:

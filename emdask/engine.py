@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import dask
 import dask.array as da
+import dask.base
 import numpy as np
 import psutil
 from threadpoolctl import ThreadpoolController
@@ -84,18 +85,17 @@ def tree_sum(parts: list[Any], split_every: int = SPLIT_EVERY) -> Any:
     return parts[0]
 
 
-def _active_client() -> Any:
-    try:
-        from distributed import default_client
+def active_client() -> Any:
+    """The ``distributed.Client`` that ``dask.compute`` will use now, or ``None`` for a local scheduler."""
+    from distributed import Client
 
-        return default_client()
-    except (ImportError, ValueError):
-        return None
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    return client if isinstance(client, Client) else None
 
 
 def memory_budget() -> float:
     """Bytes that caching may use: a fraction of the workers' memory limits, or of this machine's free memory."""
-    client = _active_client()
+    client = active_client()
     if client is None:
         return CACHE_FRACTION * psutil.virtual_memory().available
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
@@ -195,7 +195,7 @@ def run_em(model: Any, data: Passes, params: Any, max_iter: int) -> FitResult:
         step = Iteration(it, float(model.objective(stats)), float(model.shift(params, new)), time.perf_counter() - t0)
         history.append(step)
         params = new
-        logger.debug("iteration %d: objective %.10g, shift %.3g, %.3f s", it, step.objective, step.shift, step.seconds)
+        logger.info("iteration %d: objective %.10g, shift %.3g, %.3f s", it, step.objective, step.shift, step.seconds)
         if model.converged(history):
             return FitResult(params, history, True)
     return FitResult(params, history, False)
@@ -230,7 +230,7 @@ def summarize_chunk(
     w = np.ones(len(x)) if w is None else w
     check_finite_chunk(w, offset, "sample_weight")
     if np.any(w < 0):
-        raise ValueError(f"sample_weight must be non-negative; got {w[w < 0][0]!r} at row {offset + np.argmax(w < 0)}")
+        raise ValueError(f"sample_weight must be non-negative; got {w[w < 0][0].item()!r} at row {offset + np.argmax(w < 0)}")
     pos = w > 0
     u = row_uniforms(seed, 0, offset, len(x))
     with np.errstate(divide="ignore", invalid="ignore"):

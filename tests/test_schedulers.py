@@ -1,0 +1,65 @@
+"""One result whatever the scheduler (synchronous, threaded, two worker processes) and the chunking."""
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import emdask
+from conftest import photo_pixels
+
+# one chunk, even chunks, uneven chunks with an empty one in the middle
+CHUNKINGS = [None, 4000, (1000, 0, 7000, 2345)]
+
+
+def _dask(X: np.ndarray, chunking) -> da.Array:
+    if chunking is None:
+        return da.from_array(X, chunks=X.shape)
+    if isinstance(chunking, tuple):
+        rows = list(chunking) + [len(X) - sum(chunking)]
+        return da.from_array(X, chunks=(tuple(rows), X.shape[1]))
+    return da.from_array(X, chunks=(chunking, X.shape[1]))
+
+
+@pytest.fixture(scope="module")
+def pixels() -> np.ndarray:
+    return photo_pixels("astronaut", step=4)
+
+
+@pytest.fixture(scope="module")
+def reference(pixels):
+    """The fit on one in-memory chunk with the synchronous scheduler."""
+    import dask
+
+    init = pixels[:: len(pixels) // 8][:8] + 0.25
+    with dask.config.set(scheduler="sync"):
+        fixed = emdask.KMeans(8, init=init, tol=0).fit(pixels)
+        seeded = emdask.KMeans(8, random_state=7).fit(pixels)
+    return init, fixed, seeded
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS, ids=["one", "even", "uneven"])
+def test_same_model_on_every_scheduler_and_chunking(scheduler, chunking, pixels, reference):
+    init, fixed, seeded = reference
+    X = _dask(pixels, chunking)
+    em = emdask.KMeans(8, init=init, tol=0).fit(X)
+    assert em.n_iter_ == fixed.n_iter_
+    np.testing.assert_allclose(em.cluster_centers_, fixed.cluster_centers_, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(em.inertia_, fixed.inertia_, rtol=1e-12)
+    labels = em.predict(X)
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), fixed.predict(pixels))
+    # k-means|| from a seed draws per-row random numbers, so the seed alone fixes the result
+    em = emdask.KMeans(8, random_state=7).fit(X)
+    np.testing.assert_allclose(em.cluster_centers_, seeded.cluster_centers_, rtol=1e-9, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_sample_weight_as_dask_array_on_cluster(distributed_client, digits):
+    w = np.random.default_rng(0).uniform(0, 2, len(digits))
+    init = digits[:5] + 0.1
+    ref = emdask.KMeans(5, init=init).fit(digits, sample_weight=w)
+    em = emdask.KMeans(5, init=init).fit(
+        da.from_array(digits, chunks=(300, 16)), sample_weight=da.from_array(w, chunks=250)
+    )
+    np.testing.assert_allclose(em.cluster_centers_, ref.cluster_centers_, rtol=1e-12, atol=1e-10)
