@@ -40,19 +40,26 @@ class TopK:
 
     @classmethod
     def of(
-        cls, size: int, keys: np.ndarray, index: np.ndarray, rows: np.ndarray, extra: np.ndarray | None = None
+        cls,
+        size: int,
+        keys: np.ndarray,
+        offset: int,
+        rows: np.ndarray,
+        extra: tuple[np.ndarray, ...] | None = None,
     ) -> TopK:
-        """Keep the ``size`` largest of the candidates; rows with key ``-inf`` are never kept.
+        """Keep the ``size`` largest of a chunk's rows (global index ``offset + i``); key ``-inf`` is never kept.
 
-        Selects before gathering, so passing a whole chunk's rows copies only ``size`` of them.
+        ``extra`` is a tuple of per-row columns.  Selects before gathering, so passing a whole
+        chunk's rows copies only ``size`` of them.
         """
         keys = np.asarray(keys, dtype=np.float64)
-        index = np.asarray(index, dtype=np.int64)
         finite = np.flatnonzero(keys > -np.inf)
-        keep = finite[_largest(keys[finite], index[finite], size)]
-        extra = np.zeros((len(keys), 0)) if extra is None else np.asarray(extra, dtype=np.float64)
-        extra = extra[:, None] if extra.ndim == 1 else extra
-        return cls(size, keys[keep], index[keep], rows[keep], extra[keep])
+        keep = finite[_largest(keys[finite], finite, size)]
+        if extra is None:
+            kept_extra = np.zeros((len(keep), 0))
+        else:
+            kept_extra = np.column_stack([np.asarray(e, dtype=np.float64)[keep] for e in extra]).reshape(len(keep), -1)
+        return cls(size, keys[keep], (offset + keep).astype(np.int64), rows[keep], kept_extra)
 
     def __add__(self, other: TopK) -> TopK:
         return TopK(

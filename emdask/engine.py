@@ -235,7 +235,7 @@ def summarize_chunk(
     u = row_uniforms(seed, 0, offset, len(x))
     with np.errstate(divide="ignore", invalid="ignore"):
         keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
-    sample = TopK.of(size, keys, np.arange(offset, offset + len(x)), x, w)
+    sample = TopK.of(size, keys, offset, x, (w,))
     return Summary(Moments.of(x), float(w.sum()), float(pos.sum()), sample)
 
 

@@ -59,7 +59,7 @@ def _oversample_chunk(
     u = row_uniforms(seed, stream, offset, len(x))
     with np.errstate(divide="ignore"):
         keys = np.where(wd > 0, -u / wd, -np.inf)
-    picks = TopK.of(size, keys, np.arange(offset, offset + len(x)), x)
+    picks = TopK.of(size, keys, offset, x)
     return OversampleStats(float(wd.sum()), picks)
 
 

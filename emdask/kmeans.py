@@ -45,13 +45,14 @@ class Lloyd:
         """Assign the chunk's rows to their nearest centre and sum what the M-step needs."""
         k = self.n_clusters
         labels, dist2 = nearest(x, centres)
-        w = np.ones(len(x)) if w is None else w
         counts = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
         sums = np.empty((k, x.shape[1]))
         for j in range(x.shape[1]):
-            sums[:, j] = np.bincount(labels, weights=w * x[:, j], minlength=k)
-        far_keys = np.where(w > 0, dist2, -np.inf)
-        far = TopK.of(k, far_keys, np.arange(offset, offset + len(x)), x, np.c_[labels, w])
+            sums[:, j] = np.bincount(labels, weights=x[:, j] if w is None else w * x[:, j], minlength=k)
+        if w is None:
+            far = TopK.of(k, dist2, offset, x, (labels, np.ones(len(x))))
+            return KMeansStats(counts, sums, float(dist2.sum()), far)
+        far = TopK.of(k, np.where(w > 0, dist2, -np.inf), offset, x, (labels, w))
         return KMeansStats(counts, sums, float(w @ dist2), far)
 
     def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:

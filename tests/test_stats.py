@@ -66,8 +66,8 @@ def test_first_pass_summary_does_not_depend_on_chunking(data):
 
 def test_topk_keeps_largest_and_breaks_ties_by_row():
     rows = np.arange(12.0).reshape(6, 2)
-    a = TopK.of(3, np.array([1.0, 5.0, 5.0]), np.array([0, 1, 2]), rows[:3])
-    b = TopK.of(3, np.array([5.0, -np.inf, 2.0]), np.array([3, 4, 5]), rows[3:])
+    a = TopK.of(3, np.array([1.0, 5.0, 5.0]), 0, rows[:3])
+    b = TopK.of(3, np.array([5.0, -np.inf, 2.0]), 3, rows[3:])
     for merged in (a + b, b + a):
         np.testing.assert_array_equal(merged.index, [1, 2, 3])
         np.testing.assert_array_equal(merged.rows, rows[[1, 2, 3]])
