@@ -58,7 +58,7 @@ class TopK:
         if extra is None:
             kept_extra = np.zeros((len(keep), 0))
         else:
-            kept_extra = np.column_stack([np.asarray(e, dtype=np.float64)[keep] for e in extra]).reshape(len(keep), -1)
+            kept_extra = np.stack([np.asarray(e, dtype=np.float64)[keep] for e in extra], axis=1)
         return cls(size, keys[keep], (offset + keep).astype(np.int64), rows[keep], kept_extra)
 
     def __add__(self, other: TopK) -> TopK:
