@@ -10,10 +10,10 @@ import numpy as np
 
 from emdask._base import BaseEstimator, ConvergenceWarning
 from emdask._linalg import nearest, sq_distances
-from emdask._random import RandomState, client_rng, make_seed
+from emdask._random import RandomState, make_seed
 from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.engine import Cache, ChunkedData, FitResult, Summary, run_em, summarize
-from emdask.init import kmeans_parallel, kmeans_plusplus
+from emdask.init import initial_centres
 from emdask.kmeans import Lloyd
 
 logger = logging.getLogger("emdask")
@@ -156,19 +156,9 @@ class KMeans(BaseEstimator):
         return self
 
     def _initial_centres(self, data: ChunkedData, summary: Summary, k: int, seed: int, restart: int) -> np.ndarray:
-        rng = client_rng(seed, 1, restart)
-        rows = summary.sample_rows()
-        # The sample is the whole data (with its weights) when it is small, else drawn proportionally to weight.
-        weights = summary.sample_weights() if summary.positive <= len(rows) else np.ones(len(rows))
-        p = weights / weights.sum()
-        if self.init == "random":
-            return np.asarray(rows[rng.choice(len(rows), k, replace=False, p=p)], dtype=np.float64)
-        if self.init == "k-means++":
-            return kmeans_plusplus(rows, weights, k, rng)
-        first = rows[rng.choice(len(rows), p=p)]
-        stream = 1000 * (restart + 1)
-        return kmeans_parallel(
-            data, k, first, seed, stream, rng, oversampling=self.oversampling_factor, rounds=self.init_rounds
+        method = str(self.init)
+        return initial_centres(
+            data, summary, k, method, seed, restart, oversampling=self.oversampling_factor, rounds=self.init_rounds
         )
 
     def _rows(self, X: Any) -> tuple[da.Array, bool]:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from emdask._linalg import nearest, sq_distances
-from emdask._random import row_uniforms
+from emdask._random import client_rng, row_uniforms
 from emdask._stats import Stats, TopK
-from emdask.engine import InMemoryData, Passes, run_em
+from emdask.engine import InMemoryData, Passes, Summary, run_em
 from emdask.kmeans import Lloyd
 
 logger = logging.getLogger("emdask")
@@ -108,3 +108,30 @@ def kmeans_parallel(
         weights = np.concatenate([weights, np.full(len(extra), weights.min() * 1e-9)])
     centres = kmeans_plusplus(candidates, weights, n_clusters, rng)
     return run_em(Lloyd(n_clusters), InMemoryData(candidates, weights), centres, max_iter=300).params
+
+
+def initial_centres(
+    data: Passes,
+    summary: Summary,
+    k: int,
+    method: str,
+    seed: int,
+    restart: int,
+    oversampling: float = 2.0,
+    rounds: int = 5,
+) -> np.ndarray:
+    """K starting centres by ``method``: "k-means||" over all rows, "k-means++" or "random" on the first pass's sample.
+
+    The sample holds the whole data with its weights when it is small, else rows drawn
+    proportionally to weight (which are then equally weighted).
+    """
+    rng = client_rng(seed, 1, restart)
+    rows = summary.sample_rows()
+    weights = summary.sample_weights() if summary.positive <= len(rows) else np.ones(len(rows))
+    p = weights / weights.sum()
+    if method == "random":
+        return np.asarray(rows[rng.choice(len(rows), k, replace=False, p=p)], dtype=np.float64)
+    if method == "k-means++":
+        return kmeans_plusplus(rows, weights, k, rng)
+    first = rows[rng.choice(len(rows), p=p)]
+    return kmeans_parallel(data, k, first, seed, 1000 * (restart + 1), rng, oversampling=oversampling, rounds=rounds)

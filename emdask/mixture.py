@@ -1,0 +1,305 @@
+"""``emdask.GaussianMixture``: exact EM for Gaussian mixtures on chunked data, with scikit-learn's surface."""
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable
+from typing import Any, Self
+
+import dask.array as da
+import numpy as np
+from scipy.special import logsumexp
+
+from emdask._base import BaseEstimator, ConvergenceWarning
+from emdask._random import RandomState, client_rng, make_seed
+from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
+from emdask.engine import Cache, ChunkedData, FitResult, Summary, run_em, summarize
+from emdask.gaussian import (
+    COVARIANCE_TYPES,
+    CovarianceType,
+    GaussianModel,
+    GaussianParams,
+    covariances_from_precisions,
+)
+from emdask.init import initial_centres
+from emdask.kmeans import Lloyd
+
+logger = logging.getLogger("emdask")
+
+_INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+class GaussianMixture(BaseEstimator):
+    """Gaussian mixture fitted by exact EM over data larger than memory, one pass per iteration.
+
+    Parameters follow :class:`sklearn.mixture.GaussianMixture`: ``n_components``,
+    ``covariance_type`` ("full", "tied", "diag", "spherical"), ``tol`` (on the change of the mean
+    log-likelihood per sample), ``reg_covar`` (added to the covariances' diagonal), ``max_iter``,
+    ``n_init``, ``init_params``, ``weights_init``, ``means_init``, ``precisions_init``,
+    ``random_state``, ``warm_start``.  ``cache`` is as in :class:`emdask.KMeans`.
+
+    ``init_params``: "kmeans" (emdask's K-means: k-means|| then Lloyd, then one pass with each row
+    given to its nearest centre), "k-means++" and "random_from_data" (centres from the first
+    pass's sample, then that pass), or "random" (random responsibilities per row).  Given
+    ``weights_init``, ``means_init`` and ``precisions_init`` replace what the initialisation
+    estimated; with all three no initialisation pass runs.
+
+    Attributes: ``weights_``, ``means_``, ``covariances_``, ``precisions_``,
+    ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_`` (mean log-likelihood
+    per sample at the last E-step), ``history_``, ``n_features_in_``.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: CovarianceType = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init: Any = None,
+        means_init: Any = None,
+        precisions_init: Any = None,
+        random_state: RandomState = None,
+        warm_start: bool = False,
+        cache: Cache = "auto",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.cache = cache
+
+    # -- fitting -------------------------------------------------------------------------
+
+    def _model(self, n_samples: int) -> GaussianModel:
+        k = check_int(self.n_components, "n_components", 1, n_samples, f"n_samples={n_samples}")
+        check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        check_choice(self.init_params, "init_params", _INIT_PARAMS)
+        check_choice(self.cache, "cache", ("auto", True, False))
+        check_int(self.max_iter, "max_iter", 1)
+        check_int(self.n_init, "n_init", 1)
+        return GaussianModel(
+            k, self.covariance_type, check_float(self.reg_covar, "reg_covar"), check_float(self.tol, "tol")
+        )
+
+    def _given(self, k: int, d: int) -> dict[str, np.ndarray]:
+        """The user's initial parameters, validated for shape and values."""
+        cov_shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type]
+        given: dict[str, np.ndarray] = {}
+        for name, value, shape in (
+            ("weights_init", self.weights_init, (k,)),
+            ("means_init", self.means_init, (k, d)),
+            ("precisions_init", self.precisions_init, cov_shape),
+        ):
+            if value is None:
+                continue
+            arr = np.array(value, dtype=np.float64, copy=True)
+            if arr.shape != shape:
+                raise ValueError(f"{name} must have shape {shape} for covariance_type={self.covariance_type!r}; got {describe(np.asarray(value))}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+            given[name] = arr
+        w = given.get("weights_init")
+        if w is not None and (np.any(w < 0) or not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6)):
+            raise ValueError(f"weights_init must be non-negative and sum to 1; got sum {w.sum()!r}")
+        p = given.get("precisions_init")
+        if p is not None:
+            ok = np.all(p > 0) if self.covariance_type in ("diag", "spherical") else all(
+                np.all(np.linalg.eigvalsh(m) > 0) and np.allclose(m, m.T) for m in (p if p.ndim == 3 else [p])
+            )
+            if not ok:
+                raise ValueError("precisions_init must be symmetric positive definite (positive for diag and spherical)")
+        return given
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Self:
+        """Fit to ``X`` (n_samples, n_features), NumPy or Dask; ``sample_weight`` weighs rows in E- and M-steps."""
+        Xd, _ = as_rows(X)
+        w = as_weights(sample_weight, Xd)
+        n, d = Xd.shape
+        if n < 2:
+            raise ValueError(f"X must have at least 2 samples to fit a GaussianMixture; got {describe(Xd)}")
+        model = self._model(n)
+        given = self._given(model.n_components, d)
+        seed = make_seed(self.random_state)
+        data = ChunkedData(Xd, w, cache=self.cache)
+        summary = summarize(data, seed, max(20_000, 100 * model.n_components))
+        warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, d)
+        best: FitResult | None = None
+        for restart in range(1 if warm else self.n_init):
+            params = self._params() if warm else self._initial_params(data, summary, model, given, seed, restart)
+            result = run_em(model, data, params, self.max_iter)
+            logger.info("restart %d: lower bound %.10g after %d iterations", restart, result.history[-1].objective, result.n_iter)
+            if best is None or result.history[-1].objective > best.history[-1].objective:
+                best = result
+        assert best is not None
+        self._set_params(best.params)
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.history[-1].objective
+        self.history_ = best.history_dicts()
+        self.n_features_in_ = d
+        if not self.converged_:
+            warnings.warn(
+                f"GaussianMixture did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
+                "increase max_iter or tol, or check the initialisation",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _initial_params(
+        self,
+        data: ChunkedData,
+        summary: Summary,
+        model: GaussianModel,
+        given: dict[str, np.ndarray],
+        seed: int,
+        restart: int,
+    ) -> GaussianParams:
+        if len(given) == 3:
+            covs, pcs = covariances_from_precisions(given["precisions_init"], model.covariance_type)
+            return GaussianParams(given["weights_init"], given["means_init"], covs, pcs, model.covariance_type)
+        k = model.n_components
+        if self.init_params == "random":
+            centres = np.repeat(summary.moments.mean[None], k, axis=0)
+            stats = data.map_reduce(model.random_stats, centres, seed, 5000 + 100 * restart)
+        else:
+            method = {"kmeans": "k-means||", "k-means++": "k-means++", "random_from_data": "random"}[self.init_params]
+            centres = initial_centres(data, summary, k, method, seed, restart)
+            if self.init_params == "kmeans":
+                lloyd = Lloyd(k, 1e-4 * float(np.mean(summary.moments.var)))
+                centres = run_em(lloyd, data, centres, max_iter=300).params
+            stats = data.map_reduce(model.hard_stats, centres)
+        est = model.parameters(stats, centres)
+        covs, pcs = est.covariances, est.precisions_cholesky
+        if "precisions_init" in given:
+            covs, pcs = covariances_from_precisions(given["precisions_init"], model.covariance_type)
+        weights = given.get("weights_init", est.weights)
+        means = given.get("means_init", est.means)
+        return GaussianParams(weights, means, covs, pcs, model.covariance_type)
+
+    def _params(self) -> GaussianParams:
+        return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_, self.covariance_type)
+
+    def _set_params(self, params: GaussianParams) -> None:
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        pc = params.precisions_cholesky
+        if self.covariance_type == "full":
+            self.precisions_ = np.einsum("kij,klj->kil", pc, pc)
+        elif self.covariance_type == "tied":
+            self.precisions_ = pc @ pc.T
+        else:
+            self.precisions_ = pc**2
+
+    # -- using a fitted model ------------------------------------------------------------
+
+    def _rows(self, X: Any) -> tuple[da.Array, bool]:
+        self._check_fitted("means_")
+        Xd, in_memory = as_rows(X)
+        if Xd.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {Xd.shape[1]} features, but this {type(self).__name__} was fitted with {self.n_features_in_}")
+        return Xd, in_memory
+
+    def _per_row(self, X: Any, kind: str) -> np.ndarray | da.Array:
+        Xd, in_memory = self._rows(X)
+        model, params, k = GaussianModel(len(self.weights_), self.covariance_type), self._params(), len(self.weights_)
+        if kind == "proba":
+            out = da.map_blocks(_chunk_output, Xd, model, params, kind, chunks=(Xd.chunks[0], (k,)), dtype=np.float64)
+        else:
+            dtype = np.int32 if kind == "labels" else np.float64
+            out = da.map_blocks(_chunk_output, Xd, model, params, kind, drop_axis=1, dtype=dtype)
+        return out.compute() if in_memory else out
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Most probable component of each row (lazy Dask array for Dask input)."""
+        return self._per_row(X, "labels")
+
+    def predict_proba(self, X: Any) -> np.ndarray | da.Array:
+        """Responsibilities (n_samples, n_components)."""
+        return self._per_row(X, "proba")
+
+    def score_samples(self, X: Any) -> np.ndarray | da.Array:
+        """Log-likelihood of each row."""
+        return self._per_row(X, "loglik")
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood per sample."""
+        return float(da.asarray(self.score_samples(X)).mean().compute())
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        n = as_rows(X)[0].shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion on ``X`` (lower is better)."""
+        n = as_rows(X)[0].shape[0]
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    def _n_parameters(self) -> int:
+        return GaussianModel(len(self.weights_), self.covariance_type).n_parameters(self.n_features_in_)
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` rows from the fitted mixture; returns (X, component labels)."""
+        self._check_fitted("means_")
+        check_int(n_samples, "n_samples", 1)
+        rng = client_rng(make_seed(self.random_state), 3)
+        counts = rng.multinomial(n_samples, self.weights_)
+        d = self.n_features_in_
+        parts = []
+        for k, (mean, count) in enumerate(zip(self.means_, counts)):
+            if self.covariance_type in ("full", "tied"):
+                cov = self.covariances_[k] if self.covariance_type == "full" else self.covariances_
+                parts.append(rng.multivariate_normal(mean, cov, int(count)))
+            else:
+                scale = np.sqrt(self.covariances_[k])
+                parts.append(mean + rng.standard_normal((int(count), d)) * scale)
+        labels = np.repeat(np.arange(len(counts)), counts)
+        return np.vstack(parts), labels
+
+
+def _chunk_output(x: np.ndarray, model: GaussianModel, params: GaussianParams, kind: str) -> np.ndarray:
+    check_finite_chunk(x, 0, "X")
+    logp = model.log_prob(x, params)
+    if kind == "labels":
+        return logp.argmax(axis=1).astype(np.int32)
+    norm = logsumexp(logp, axis=1)
+    return np.exp(logp - norm[:, None]) if kind == "proba" else norm
+
+
+def select_by_bic(
+    X: Any, n_components: Iterable[int], sample_weight: Any = None, **params: Any
+) -> tuple[GaussianMixture, list[dict[str, float]]]:
+    """Fit one GaussianMixture per candidate number of components and keep the lowest BIC.
+
+    Returns the best fitted model and a table (one dict per candidate: ``n_components``,
+    ``bic``, ``lower_bound``, ``n_iter``).  ``params`` go to every :class:`GaussianMixture`.
+    """
+    table: list[dict[str, float]] = []
+    best: tuple[float, GaussianMixture] | None = None
+    for k in n_components:
+        gm = GaussianMixture(k, **params).fit(X, sample_weight=sample_weight)
+        bic = gm.bic(X)
+        table.append({"n_components": k, "bic": bic, "lower_bound": gm.lower_bound_, "n_iter": gm.n_iter_})
+        if best is None or bic < best[0]:
+            best = (bic, gm)
+    if best is None:
+        raise ValueError("n_components must list at least one candidate; got none")
+    return best[1], table
