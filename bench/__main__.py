@@ -1,5 +1,6 @@
-"""Run every benchmark case: ``python -m bench [--quick]``."""
-from bench.kmeans_pixels import main
+"""Run every benchmark case in one process on this machine: ``python -m bench [--quick]``."""
+from bench import gmm, kmeans_pixels
 
 if __name__ == "__main__":
-    main()
+    kmeans_pixels.main()
+    gmm.main()

@@ -1,7 +1,7 @@
 """emdask: exact out-of-core Expectation-Maximization (K-means, Gaussian and Bernoulli mixtures) on Dask."""
 from emdask._base import ConvergenceWarning, NotFittedError
 from emdask.cluster import KMeans
-from emdask.mixture import GaussianMixture, select_by_bic
+from emdask.mixture import BernoulliMixture, GaussianMixture, select_by_bic
 
 __version__ = "0.1.0"
-__all__ = ["ConvergenceWarning", "GaussianMixture", "KMeans", "NotFittedError", "__version__", "select_by_bic"]
+__all__ = ["BernoulliMixture", "ConvergenceWarning", "GaussianMixture", "KMeans", "NotFittedError", "__version__", "select_by_bic"]

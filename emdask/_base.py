@@ -4,6 +4,10 @@ from __future__ import annotations
 import inspect
 from typing import Any, Self
 
+import dask.array as da
+
+from emdask._validation import as_rows
+
 
 class BaseEstimator:
     """``get_params`` / ``set_params`` / ``repr`` from the constructor's signature."""
@@ -35,9 +39,22 @@ class BaseEstimator:
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
 
-    def _check_fitted(self, attribute: str) -> None:
-        if not hasattr(self, attribute):
+    _fitted_attribute: str = ""
+    n_features_in_: int
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, self._fitted_attribute):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+    def _rows(self, X: Any) -> tuple[da.Array, bool]:
+        """``X`` for a fitted model: validated rows with as many features as in ``fit``, and whether it was in memory."""
+        self._check_fitted()
+        Xd, in_memory = as_rows(X)
+        if Xd.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Xd.shape[1]} features, but this {type(self).__name__} was fitted with {self.n_features_in_}"
+            )
+        return Xd, in_memory
 
 
 def _same(a: Any, b: Any) -> bool:

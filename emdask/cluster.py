@@ -161,12 +161,7 @@ class KMeans(BaseEstimator):
             data, summary, k, method, seed, restart, oversampling=self.oversampling_factor, rounds=self.init_rounds
         )
 
-    def _rows(self, X: Any) -> tuple[da.Array, bool]:
-        self._check_fitted("cluster_centers_")
-        Xd, in_memory = as_rows(X)
-        if Xd.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {Xd.shape[1]} features, but this KMeans was fitted with {self.n_features_in_}")
-        return Xd, in_memory
+    _fitted_attribute = "cluster_centers_"
 
     def predict(self, X: Any) -> np.ndarray | da.Array:
         """Index of the nearest centre of each row: a NumPy array for NumPy input, a lazy Dask array for Dask input."""

@@ -8,7 +8,8 @@ new parameters.  The engine knows nothing of any model's maths: a model is any o
 - ``e_step(x, w, offset, params) -> Stats``: statistics of one chunk ``x`` (rows), its weights
   ``w`` (or ``None``) and the global index ``offset`` of its first row;
 - ``m_step(stats, params) -> params``;
-- ``objective(stats) -> float`` and ``shift(old, new) -> float`` for the history;
+- ``objective(stats, params) -> float`` (of the E-step that used ``params``) and
+  ``shift(old, new) -> float`` for the history;
 - ``converged(history) -> bool``.
 
 Memory is bounded by the chunk size: nothing of size n_samples is ever gathered.
@@ -192,7 +193,8 @@ def run_em(model: Any, data: Passes, params: Any, max_iter: int) -> FitResult:
         t0 = time.perf_counter()
         stats = data.map_reduce(model.e_step, params)
         new = model.m_step(stats, params)
-        step = Iteration(it, float(model.objective(stats)), float(model.shift(params, new)), time.perf_counter() - t0)
+        objective = float(model.objective(stats, params))
+        step = Iteration(it, objective, float(model.shift(params, new)), time.perf_counter() - t0)
         history.append(step)
         params = new
         logger.info("iteration %d: objective %.10g, shift %.3g, %.3f s", it, step.objective, step.shift, step.seconds)
@@ -222,11 +224,16 @@ class Summary(Stats):
         return self.sample.extra[:, 0]
 
 
+ChunkCheck = Callable[[np.ndarray, int, str], None]
+
+
 def summarize_chunk(
-    x: np.ndarray, w: np.ndarray | None, offset: int, seed: int, size: int, name: str
+    x: np.ndarray, w: np.ndarray | None, offset: int, seed: int, size: int, name: str, check: ChunkCheck | None = None
 ) -> Summary:
-    """The first pass over one chunk; it also rejects NaN, infinity and bad weights."""
+    """The first pass over one chunk; it rejects NaN, infinity, bad weights and what ``check`` rejects."""
     check_finite_chunk(x, offset, name)
+    if check is not None:
+        check(x, offset, name)
     w = np.ones(len(x)) if w is None else w
     check_finite_chunk(w, offset, "sample_weight")
     if np.any(w < 0):
@@ -239,9 +246,9 @@ def summarize_chunk(
     return Summary(Moments.of(x), float(w.sum()), float(pos.sum()), sample)
 
 
-def summarize(data: ChunkedData, seed: int, sample_size: int) -> Summary:
-    """The first pass: validates values, computes moments and draws the initialisation sample."""
-    summary = data.map_reduce(summarize_chunk, seed, sample_size, data.name)
+def summarize(data: ChunkedData, seed: int, sample_size: int, check: ChunkCheck | None = None) -> Summary:
+    """The first pass: validates values (also by a model's ``check``), computes moments, draws the init sample."""
+    summary = data.map_reduce(summarize_chunk, seed, sample_size, data.name, check)
     if summary.weight <= 0:
         raise ValueError("sample_weight must have at least one positive weight; got all zeros")
     return summary

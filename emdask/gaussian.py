@@ -200,7 +200,7 @@ class GaussianModel:
         weights = nk / nk.sum()
         return GaussianParams(weights, means, cov, precision_cholesky(cov, self.covariance_type), self.covariance_type)
 
-    def objective(self, stats: GaussianStats) -> float:
+    def objective(self, stats: GaussianStats, params: GaussianParams) -> float:
         """Mean log-likelihood per (weighted) sample: scikit-learn's lower bound."""
         return stats.loglik / stats.weight
 

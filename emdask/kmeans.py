@@ -72,7 +72,7 @@ class Lloyd:
         new[full] = sums[full] / counts[full, None]
         return new
 
-    def objective(self, stats: KMeansStats) -> float:
+    def objective(self, stats: KMeansStats, centres: np.ndarray) -> float:
         return stats.inertia
 
     def shift(self, old: np.ndarray, new: np.ndarray) -> float:

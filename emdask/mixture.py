@@ -1,9 +1,13 @@
-"""``emdask.GaussianMixture``: exact EM for Gaussian mixtures on chunked data, with scikit-learn's surface."""
+"""Mixture estimators with scikit-learn's surface: ``GaussianMixture`` and ``BernoulliMixture``.
+
+Both share one fit loop (restarts, warm start, history, convergence warning) and the per-row
+outputs; each supplies its model, its initialisation and its parameters.
+"""
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Self
 
 import dask.array as da
@@ -13,7 +17,8 @@ from scipy.special import logsumexp
 from emdask._base import BaseEstimator, ConvergenceWarning
 from emdask._random import RandomState, client_rng, make_seed
 from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
-from emdask.engine import Cache, ChunkedData, FitResult, Summary, run_em, summarize
+from emdask.bernoulli import BernoulliModel, BernoulliParams, check_binary
+from emdask.engine import Cache, ChunkCheck, ChunkedData, FitResult, Summary, run_em, summarize
 from emdask.gaussian import (
     COVARIANCE_TYPES,
     CovarianceType,
@@ -29,7 +34,166 @@ logger = logging.getLogger("emdask")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
-class GaussianMixture(BaseEstimator):
+class _Mixture(BaseEstimator):
+    """The fit loop and per-row outputs shared by the mixtures; subclasses define the model maths hooks."""
+
+    n_components: int
+    max_iter: int
+    n_init: int
+    tol: float
+    random_state: RandomState
+    warm_start: bool
+    cache: Cache
+    _check_chunk: ChunkCheck | None = None
+    weights_: np.ndarray
+    means_: np.ndarray
+    n_features_in_: int
+
+    def _model(self, n_samples: int) -> Any:
+        """The model for a fit, after checking the parameters."""
+        raise NotImplementedError
+
+    def _model_for(self, k: int) -> Any:
+        """The model with the current parameters, unchecked (for a fitted estimator)."""
+        raise NotImplementedError
+
+    def _given(self, k: int, d: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _initial_params(
+        self, data: ChunkedData, summary: Summary, model: Any, given: dict[str, np.ndarray], seed: int, restart: int
+    ) -> Any:
+        raise NotImplementedError
+
+    def _params(self) -> Any:
+        raise NotImplementedError
+
+    def _set_params(self, params: Any) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _init_arrays(specs: tuple[tuple[str, Any, tuple[int, ...]], ...], hint: str = "") -> dict[str, np.ndarray]:
+        """The given initial parameters (name, value, expected shape), copied and checked; ``weights_init`` sums to 1."""
+        given: dict[str, np.ndarray] = {}
+        for name, value, shape in specs:
+            if value is None:
+                continue
+            arr = np.array(value, dtype=np.float64, copy=True)
+            if arr.shape != shape:
+                raise ValueError(f"{name} must have shape {shape}{hint}; got {describe(np.asarray(value))}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+            given[name] = arr
+        w = given.get("weights_init")
+        if w is not None and (np.any(w < 0) or not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6)):
+            raise ValueError(f"weights_init must be non-negative and sum to 1; got sum {w.sum()!r}")
+        return given
+
+    def _check_common(self, n_samples: int) -> int:
+        k = check_int(self.n_components, "n_components", 1, n_samples, f"n_samples={n_samples}")
+        check_choice(self.cache, "cache", ("auto", True, False))
+        check_int(self.max_iter, "max_iter", 1)
+        check_int(self.n_init, "n_init", 1)
+        check_float(self.tol, "tol")
+        return k
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Self:
+        """Fit to ``X`` (n_samples, n_features), NumPy or Dask; ``sample_weight`` weighs rows in E- and M-steps."""
+        Xd, _ = as_rows(X)
+        w = as_weights(sample_weight, Xd)
+        n, d = Xd.shape
+        if n < 2:
+            raise ValueError(f"X must have at least 2 samples to fit a {type(self).__name__}; got {describe(Xd)}")
+        model = self._model(n)
+        given = self._given(model.n_components, d)
+        seed = make_seed(self.random_state)
+        data = ChunkedData(Xd, w, cache=self.cache)
+        summary = summarize(data, seed, max(20_000, 100 * model.n_components), type(self)._check_chunk)
+        warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, d)
+        best: FitResult | None = None
+        for restart in range(1 if warm else self.n_init):
+            params = self._params() if warm else self._initial_params(data, summary, model, given, seed, restart)
+            result = run_em(model, data, params, self.max_iter)
+            logger.info("restart %d: lower bound %.10g after %d iterations", restart, result.history[-1].objective, result.n_iter)
+            if best is None or result.history[-1].objective > best.history[-1].objective:
+                best = result
+        assert best is not None
+        self._set_params(best.params)
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.history[-1].objective
+        self.history_ = best.history_dicts()
+        self.n_features_in_ = d
+        if not self.converged_:
+            warnings.warn(
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
+                "increase max_iter or tol, or check the initialisation",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # -- using a fitted model ------------------------------------------------------------
+
+    _fitted_attribute = "means_"
+
+    def _per_row(self, X: Any, kind: str) -> np.ndarray | da.Array:
+        Xd, in_memory = self._rows(X)
+        model, params, k = self._model_for(len(self.weights_)), self._params(), len(self.weights_)
+        if kind == "proba":
+            out = da.map_blocks(_chunk_output, Xd, model, params, kind, chunks=(Xd.chunks[0], (k,)), dtype=np.float64)
+        else:
+            dtype = np.int32 if kind == "labels" else np.float64
+            out = da.map_blocks(_chunk_output, Xd, model, params, kind, drop_axis=1, dtype=dtype)
+        return out.compute() if in_memory else out
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Most probable component of each row (lazy Dask array for Dask input)."""
+        return self._per_row(X, "labels")
+
+    def predict_proba(self, X: Any) -> np.ndarray | da.Array:
+        """Responsibilities (n_samples, n_components)."""
+        return self._per_row(X, "proba")
+
+    def score_samples(self, X: Any) -> np.ndarray | da.Array:
+        """Log-likelihood of each row."""
+        return self._per_row(X, "loglik")
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood per sample."""
+        return float(da.asarray(self.score_samples(X)).mean().compute())
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        n = as_rows(X)[0].shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion on ``X`` (lower is better)."""
+        n = as_rows(X)[0].shape[0]
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    def _n_parameters(self) -> int:
+        return int(self._model_for(len(self.weights_)).n_parameters(self.n_features_in_))
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` rows from the fitted mixture; returns (X, component labels)."""
+        self._check_fitted()
+        check_int(n_samples, "n_samples", 1)
+        rng = client_rng(make_seed(self.random_state), 3)
+        counts = rng.multinomial(n_samples, self.weights_)
+        parts = [self._draw(rng, k, int(count)) for k, count in enumerate(counts)]
+        return np.vstack(parts), np.repeat(np.arange(len(counts)), counts)
+
+    def _draw(self, rng: np.random.Generator, k: int, count: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+
+class GaussianMixture(_Mixture):
     """Gaussian mixture fitted by exact EM over data larger than memory, one pass per iteration.
 
     Parameters follow :class:`sklearn.mixture.GaussianMixture`: ``n_components``,
@@ -83,36 +247,26 @@ class GaussianMixture(BaseEstimator):
     # -- fitting -------------------------------------------------------------------------
 
     def _model(self, n_samples: int) -> GaussianModel:
-        k = check_int(self.n_components, "n_components", 1, n_samples, f"n_samples={n_samples}")
+        k = self._check_common(n_samples)
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_choice(self.init_params, "init_params", _INIT_PARAMS)
-        check_choice(self.cache, "cache", ("auto", True, False))
-        check_int(self.max_iter, "max_iter", 1)
-        check_int(self.n_init, "n_init", 1)
-        return GaussianModel(
-            k, self.covariance_type, check_float(self.reg_covar, "reg_covar"), check_float(self.tol, "tol")
-        )
+        check_float(self.reg_covar, "reg_covar")
+        return self._model_for(k)
+
+    def _model_for(self, k: int) -> GaussianModel:
+        return GaussianModel(k, self.covariance_type, float(self.reg_covar), float(self.tol))
 
     def _given(self, k: int, d: int) -> dict[str, np.ndarray]:
         """The user's initial parameters, validated for shape and values."""
         cov_shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type]
-        given: dict[str, np.ndarray] = {}
-        for name, value, shape in (
-            ("weights_init", self.weights_init, (k,)),
-            ("means_init", self.means_init, (k, d)),
-            ("precisions_init", self.precisions_init, cov_shape),
-        ):
-            if value is None:
-                continue
-            arr = np.array(value, dtype=np.float64, copy=True)
-            if arr.shape != shape:
-                raise ValueError(f"{name} must have shape {shape} for covariance_type={self.covariance_type!r}; got {describe(np.asarray(value))}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{name} contains NaN or infinity")
-            given[name] = arr
-        w = given.get("weights_init")
-        if w is not None and (np.any(w < 0) or not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6)):
-            raise ValueError(f"weights_init must be non-negative and sum to 1; got sum {w.sum()!r}")
+        given = self._init_arrays(
+            (
+                ("weights_init", self.weights_init, (k,)),
+                ("means_init", self.means_init, (k, d)),
+                ("precisions_init", self.precisions_init, cov_shape),
+            ),
+            f" for covariance_type={self.covariance_type!r}",
+        )
         p = given.get("precisions_init")
         if p is not None:
             ok = np.all(p > 0) if self.covariance_type in ("diag", "spherical") else all(
@@ -121,42 +275,6 @@ class GaussianMixture(BaseEstimator):
             if not ok:
                 raise ValueError("precisions_init must be symmetric positive definite (positive for diag and spherical)")
         return given
-
-    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Self:
-        """Fit to ``X`` (n_samples, n_features), NumPy or Dask; ``sample_weight`` weighs rows in E- and M-steps."""
-        Xd, _ = as_rows(X)
-        w = as_weights(sample_weight, Xd)
-        n, d = Xd.shape
-        if n < 2:
-            raise ValueError(f"X must have at least 2 samples to fit a GaussianMixture; got {describe(Xd)}")
-        model = self._model(n)
-        given = self._given(model.n_components, d)
-        seed = make_seed(self.random_state)
-        data = ChunkedData(Xd, w, cache=self.cache)
-        summary = summarize(data, seed, max(20_000, 100 * model.n_components))
-        warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, d)
-        best: FitResult | None = None
-        for restart in range(1 if warm else self.n_init):
-            params = self._params() if warm else self._initial_params(data, summary, model, given, seed, restart)
-            result = run_em(model, data, params, self.max_iter)
-            logger.info("restart %d: lower bound %.10g after %d iterations", restart, result.history[-1].objective, result.n_iter)
-            if best is None or result.history[-1].objective > best.history[-1].objective:
-                best = result
-        assert best is not None
-        self._set_params(best.params)
-        self.converged_ = best.converged
-        self.n_iter_ = best.n_iter
-        self.lower_bound_ = best.history[-1].objective
-        self.history_ = best.history_dicts()
-        self.n_features_in_ = d
-        if not self.converged_:
-            warnings.warn(
-                f"GaussianMixture did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
-                "increase max_iter or tol, or check the initialisation",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return self
 
     def _initial_params(
         self,
@@ -189,6 +307,12 @@ class GaussianMixture(BaseEstimator):
         means = given.get("means_init", est.means)
         return GaussianParams(weights, means, covs, pcs, model.covariance_type)
 
+    def _draw(self, rng: np.random.Generator, k: int, count: int) -> np.ndarray:
+        if self.covariance_type in ("full", "tied"):
+            cov = self.covariances_[k] if self.covariance_type == "full" else self.covariances_
+            return rng.multivariate_normal(self.means_[k], cov, count)
+        return self.means_[k] + rng.standard_normal((count, self.n_features_in_)) * np.sqrt(self.covariances_[k])
+
     def _params(self) -> GaussianParams:
         return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_, self.covariance_type)
 
@@ -205,77 +329,105 @@ class GaussianMixture(BaseEstimator):
         else:
             self.precisions_ = pc**2
 
-    # -- using a fitted model ------------------------------------------------------------
 
-    def _rows(self, X: Any) -> tuple[da.Array, bool]:
-        self._check_fitted("means_")
-        Xd, in_memory = as_rows(X)
-        if Xd.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {Xd.shape[1]} features, but this {type(self).__name__} was fitted with {self.n_features_in_}")
-        return Xd, in_memory
+class BernoulliMixture(_Mixture):
+    """Mixture of independent Bernoulli variables for binary data (0/1, bool or uint8), by exact EM.
 
-    def _per_row(self, X: Any, kind: str) -> np.ndarray | da.Array:
-        Xd, in_memory = self._rows(X)
-        model, params, k = GaussianModel(len(self.weights_), self.covariance_type), self._params(), len(self.weights_)
-        if kind == "proba":
-            out = da.map_blocks(_chunk_output, Xd, model, params, kind, chunks=(Xd.chunks[0], (k,)), dtype=np.float64)
-        else:
-            dtype = np.int32 if kind == "labels" else np.float64
-            out = da.map_blocks(_chunk_output, Xd, model, params, kind, drop_axis=1, dtype=dtype)
-        return out.compute() if in_memory else out
+    Parameters
+    ----------
+    n_components : int
+    alpha : float
+        Beta(1 + alpha, 1 + alpha) prior on every probability: ``p = (sum r x + alpha) / (N_k + 2 alpha)``
+        keeps probabilities strictly inside (0, 1); 1.0 is Laplace's add-one rule. Must be > 0.
+    tol, max_iter, n_init, random_state, warm_start, cache
+        As in :class:`GaussianMixture`; ``tol`` is on the change of ``lower_bound_``.
+    init_params : {"k-means++", "random"}
+        Centres by k-means++ on the first pass's sample then one pass giving each row to its
+        nearest centre, or random responsibilities per row.
+    weights_init : (n_components,), means_init : (n_components, n_features) probabilities in (0, 1)
+        Given starting parameters (both replace the initialisation; one replaces its part).
 
-    def predict(self, X: Any) -> np.ndarray | da.Array:
-        """Most probable component of each row (lazy Dask array for Dask input)."""
-        return self._per_row(X, "labels")
+    Attributes: ``weights_``, ``means_`` (probabilities of a 1), ``converged_``, ``n_iter_``,
+    ``lower_bound_`` (mean log posterior per sample: log-likelihood plus the prior's log density,
+    the quantity EM raises), ``history_``, ``n_features_in_``.  Non-binary input is an error that
+    names the first offending row and column.
+    """
 
-    def predict_proba(self, X: Any) -> np.ndarray | da.Array:
-        """Responsibilities (n_samples, n_components)."""
-        return self._per_row(X, "proba")
+    _check_chunk = staticmethod(check_binary)
 
-    def score_samples(self, X: Any) -> np.ndarray | da.Array:
-        """Log-likelihood of each row."""
-        return self._per_row(X, "loglik")
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        alpha: float = 1.0,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "k-means++",
+        weights_init: Any = None,
+        means_init: Any = None,
+        random_state: RandomState = None,
+        warm_start: bool = False,
+        cache: Cache = "auto",
+    ):
+        self.n_components = n_components
+        self.alpha = alpha
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.cache = cache
 
-    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
-        return self.fit(X, sample_weight=sample_weight).predict(X)
+    def _model(self, n_samples: int) -> BernoulliModel:
+        k = self._check_common(n_samples)
+        check_choice(self.init_params, "init_params", ("k-means++", "random"))
+        check_float(self.alpha, "alpha", 0.0, low_open=True)
+        return self._model_for(k)
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean log-likelihood per sample."""
-        return float(da.asarray(self.score_samples(X)).mean().compute())
+    def _model_for(self, k: int) -> BernoulliModel:
+        return BernoulliModel(k, float(self.alpha), float(self.tol))
 
-    def bic(self, X: Any) -> float:
-        """Bayesian information criterion on ``X`` (lower is better)."""
-        n = as_rows(X)[0].shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+    def _given(self, k: int, d: int) -> dict[str, np.ndarray]:
+        given = self._init_arrays((("weights_init", self.weights_init, (k,)), ("means_init", self.means_init, (k, d))))
+        if "means_init" in given and not np.all((given["means_init"] > 0) & (given["means_init"] < 1)):
+            raise ValueError("means_init must hold probabilities strictly between 0 and 1")
+        return given
 
-    def aic(self, X: Any) -> float:
-        """Akaike information criterion on ``X`` (lower is better)."""
-        n = as_rows(X)[0].shape[0]
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
-
-    def _n_parameters(self) -> int:
-        return GaussianModel(len(self.weights_), self.covariance_type).n_parameters(self.n_features_in_)
-
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Draw ``n_samples`` rows from the fitted mixture; returns (X, component labels)."""
-        self._check_fitted("means_")
-        check_int(n_samples, "n_samples", 1)
-        rng = client_rng(make_seed(self.random_state), 3)
-        counts = rng.multinomial(n_samples, self.weights_)
-        d = self.n_features_in_
-        parts = []
-        for k, (mean, count) in enumerate(zip(self.means_, counts)):
-            if self.covariance_type in ("full", "tied"):
-                cov = self.covariances_[k] if self.covariance_type == "full" else self.covariances_
-                parts.append(rng.multivariate_normal(mean, cov, int(count)))
+    def _initial_params(
+        self,
+        data: ChunkedData,
+        summary: Summary,
+        model: BernoulliModel,
+        given: dict[str, np.ndarray],
+        seed: int,
+        restart: int,
+    ) -> BernoulliParams:
+        if len(given) < 2:
+            if self.init_params == "random":
+                stats = data.map_reduce(model.random_stats, seed, 5000 + 100 * restart)
             else:
-                scale = np.sqrt(self.covariances_[k])
-                parts.append(mean + rng.standard_normal((int(count), d)) * scale)
-        labels = np.repeat(np.arange(len(counts)), counts)
-        return np.vstack(parts), labels
+                centres = initial_centres(data, summary, model.n_components, "k-means++", seed, restart)
+                stats = data.map_reduce(model.hard_stats, centres)
+            est = model.m_step(stats)
+            return BernoulliParams(given.get("weights_init", est.weights), given.get("means_init", est.means))
+        return BernoulliParams(given["weights_init"], given["means_init"])
+
+    def _draw(self, rng: np.random.Generator, k: int, count: int) -> np.ndarray:
+        return (rng.random((count, self.n_features_in_)) < self.means_[k]).astype(np.uint8)
+
+    def _params(self) -> BernoulliParams:
+        return BernoulliParams(self.weights_, self.means_)
+
+    def _set_params(self, params: BernoulliParams) -> None:
+        self.weights_ = params.weights
+        self.means_ = params.means
 
 
-def _chunk_output(x: np.ndarray, model: GaussianModel, params: GaussianParams, kind: str) -> np.ndarray:
+def _chunk_output(x: np.ndarray, model: Any, params: Any, kind: str) -> np.ndarray:
     check_finite_chunk(x, 0, "X")
     logp = model.log_prob(x, params)
     if kind == "labels":
@@ -285,17 +437,22 @@ def _chunk_output(x: np.ndarray, model: GaussianModel, params: GaussianParams, k
 
 
 def select_by_bic(
-    X: Any, n_components: Iterable[int], sample_weight: Any = None, **params: Any
-) -> tuple[GaussianMixture, list[dict[str, float]]]:
-    """Fit one GaussianMixture per candidate number of components and keep the lowest BIC.
+    X: Any,
+    n_components: Iterable[int],
+    sample_weight: Any = None,
+    estimator: Callable[..., _Mixture] = GaussianMixture,
+    **params: Any,
+) -> tuple[_Mixture, list[dict[str, float]]]:
+    """Fit one mixture per candidate number of components and keep the lowest BIC.
 
     Returns the best fitted model and a table (one dict per candidate: ``n_components``,
-    ``bic``, ``lower_bound``, ``n_iter``).  ``params`` go to every :class:`GaussianMixture`.
+    ``bic``, ``lower_bound``, ``n_iter``).  ``estimator`` is :class:`GaussianMixture` (default)
+    or :class:`BernoulliMixture`; ``params`` go to each one.
     """
     table: list[dict[str, float]] = []
-    best: tuple[float, GaussianMixture] | None = None
+    best: tuple[float, _Mixture] | None = None
     for k in n_components:
-        gm = GaussianMixture(k, **params).fit(X, sample_weight=sample_weight)
+        gm = estimator(n_components=k, **params).fit(X, sample_weight=sample_weight)
         bic = gm.bic(X)
         table.append({"n_components": k, "bic": bic, "lower_bound": gm.lower_bound_, "n_iter": gm.n_iter_})
         if best is None or bic < best[0]:
