@@ -2,6 +2,7 @@
 from emdask._base import ConvergenceWarning, NotFittedError
 from emdask.cluster import KMeans
 from emdask.mixture import BernoulliMixture, GaussianMixture, select_by_bic
+from emdask.store import StoreError, load
 
 __version__ = "0.1.0"
-__all__ = ["BernoulliMixture", "ConvergenceWarning", "GaussianMixture", "KMeans", "NotFittedError", "__version__", "select_by_bic"]
+__all__ = ["BernoulliMixture", "ConvergenceWarning", "GaussianMixture", "KMeans", "NotFittedError", "StoreError", "__version__", "load", "select_by_bic"]

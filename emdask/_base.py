@@ -40,7 +40,20 @@ class BaseEstimator:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     _fitted_attribute: str = ""
+    #: Fitted arrays and scalars that ``save`` writes and ``emdask.load`` restores.
+    _fitted_arrays: tuple[str, ...] = ()
+    _fitted_scalars: tuple[str, ...] = ()
     n_features_in_: int
+    history_: list[dict[str, float]]
+
+    def save(self, store: Any, *, overwrite: bool = False) -> None:
+        """Write the fitted model to a Zarr store (a path, a ``.zip`` path, an fsspec URL or a Store); see ``emdask.load``.
+
+        The store appears complete or not at all; an existing one is replaced only with ``overwrite=True``.
+        """
+        from emdask.store import save_model
+
+        save_model(self, store, overwrite=overwrite)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attribute):

@@ -162,6 +162,8 @@ class KMeans(BaseEstimator):
         )
 
     _fitted_attribute = "cluster_centers_"
+    _fitted_arrays = ("cluster_centers_",)
+    _fitted_scalars = ("inertia_", "n_iter_", "converged_", "n_features_in_")
 
     def predict(self, X: Any) -> np.ndarray | da.Array:
         """Index of the nearest centre of each row: a NumPy array for NumPy input, a lazy Dask array for Dask input."""

@@ -136,6 +136,7 @@ class _Mixture(BaseEstimator):
     # -- using a fitted model ------------------------------------------------------------
 
     _fitted_attribute = "means_"
+    _fitted_scalars = ("n_iter_", "converged_", "lower_bound_", "n_features_in_")
 
     def _per_row(self, X: Any, kind: str) -> np.ndarray | da.Array:
         Xd, in_memory = self._rows(X)
@@ -307,6 +308,8 @@ class GaussianMixture(_Mixture):
         means = given.get("means_init", est.means)
         return GaussianParams(weights, means, covs, pcs, model.covariance_type)
 
+    _fitted_arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
+
     def _draw(self, rng: np.random.Generator, k: int, count: int) -> np.ndarray:
         if self.covariance_type in ("full", "tied"):
             cov = self.covariances_[k] if self.covariance_type == "full" else self.covariances_
@@ -354,6 +357,7 @@ class BernoulliMixture(_Mixture):
     """
 
     _check_chunk = staticmethod(check_binary)
+    _fitted_arrays = ("weights_", "means_")
 
     def __init__(
         self,

@@ -1,0 +1,237 @@
+"""Models in Zarr: written so that a store is complete or absent, read without executing anything.
+
+A model is a Zarr group (format 3): its fitted arrays are Zarr arrays, and one JSON attribute
+``emdask`` holds the kind, the schema and emdask versions, the constructor parameters, the fit
+summary and history, and ``complete: true`` written last.  No pickle anywhere.
+
+Targets: a local directory path, a path ending in ``.zip`` (a ZipStore), any fsspec URL
+(``memory://...``, ``s3://...``), or a ``zarr`` Store object.  Local directories and zip files
+are written beside the target and renamed into place, so a write that fails or is killed never
+damages what was there; other targets are written in a sibling location and moved, or (a Store
+object) written in place with the completion mark last, and a loader refuses a store without it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.storage
+from zarr.abc.store import Store
+
+SCHEMA_VERSION = 1
+Target = str | os.PathLike[str] | Store
+
+
+class StoreError(ValueError):
+    """A store that cannot be read as what was asked; the message names the store and what is wrong."""
+
+
+def describe_target(target: Target) -> str:
+    return repr(str(target)) if not isinstance(target, Store) else f"<{type(target).__name__}>"
+
+
+def _is_url(target: Target) -> bool:
+    return isinstance(target, str) and "://" in target
+
+
+def _is_zip(target: Target) -> bool:
+    return not isinstance(target, Store) and not _is_url(target) and str(target).endswith(".zip")
+
+
+@contextmanager
+def write_group(target: Target, *, overwrite: bool, meta: dict[str, Any]) -> Iterator[zarr.Group]:
+    """A new Zarr group that appears at ``target`` complete or not at all.
+
+    ``meta`` becomes the group's ``emdask`` attribute, with ``complete: true`` added after the
+    body of the ``with`` block has written everything else.
+    """
+    name = describe_target(target)
+    if _is_url(target):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(str(target))
+        if fs.exists(path) and not overwrite:
+            raise FileExistsError(f"{name} already exists; pass overwrite=True to replace it")
+        protocol = str(target).split("://", 1)[0]
+        sibling = f"{path.rstrip('/')}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            yield _body(zarr.open_group(f"{protocol}://{sibling}", mode="w", zarr_format=3), meta)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+            fs.mv(sibling, path, recursive=True)
+        finally:
+            if fs.exists(sibling):
+                fs.rm(sibling, recursive=True)
+        return
+    if isinstance(target, Store):
+        group_exists = True
+        try:
+            zarr.open_group(target, mode="r")
+        except Exception:
+            group_exists = False
+        if group_exists and not overwrite:
+            raise FileExistsError(f"{name} already holds a Zarr group; pass overwrite=True to replace it")
+        yield _body(zarr.open_group(target, mode="w", zarr_format=3), meta)
+        return
+    final = Path(target)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{name} already exists; pass overwrite=True to replace it")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        if _is_zip(target):
+            # built as a directory (attributes are rewritten, which a zip cannot do), then packed in one go
+            yield _body(zarr.open_group(str(tmp), mode="w", zarr_format=3), meta)
+            packed = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}.zip")
+            try:
+                with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_STORED) as archive:
+                    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                        archive.write(path, path.relative_to(tmp).as_posix())
+                os.replace(packed, final)
+            finally:
+                packed.unlink(missing_ok=True)
+        else:
+            yield _body(zarr.open_group(str(tmp), mode="w", zarr_format=3), meta)
+            _swap_directory(tmp, final)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def _body(group: zarr.Group, meta: dict[str, Any]) -> zarr.Group:
+    group.attrs["emdask"] = {**meta, "complete": False}
+    return group
+
+
+def mark_complete(group: zarr.Group) -> None:
+    """Write the completion mark: the last thing a writer does."""
+    meta: dict[str, Any] = dict(group.attrs.asdict()["emdask"])  # type: ignore[arg-type]
+    group.attrs["emdask"] = {**meta, "complete": True}
+
+
+def _swap_directory(new: Path, final: Path) -> None:
+    """Rename ``new`` to ``final``; an existing ``final`` is moved aside first and removed after."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(final, old)
+        os.rename(new, final)
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    else:
+        os.rename(new, final)
+
+
+def read_group(target: Target, kind: str | tuple[str, ...] | None = None) -> tuple[zarr.Group, dict[str, Any]]:
+    """Open an emdask store for reading and check it: a Zarr group, written by emdask, complete, of a known schema."""
+    name = describe_target(target)
+    try:
+        if _is_zip(target):
+            if not Path(str(target)).is_file():
+                raise FileNotFoundError(f"no such file: {target}")
+            group = zarr.open_group(zarr.storage.ZipStore(str(target), mode="r"), mode="r")
+        else:
+            group = zarr.open_group(target, mode="r")
+    except Exception as exc:
+        raise StoreError(f"{name} is not a Zarr group that emdask can open ({type(exc).__name__}: {exc})") from None
+    meta = group.attrs.get("emdask")
+    if not isinstance(meta, dict):
+        raise StoreError(f"{name} is a Zarr group but not an emdask store: it has no 'emdask' attributes")
+    schema = meta.get("schema_version")
+    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        raise StoreError(
+            f"{name} has emdask schema version {schema!r}, newer than this emdask reads ({SCHEMA_VERSION}); "
+            "upgrade emdask to read it"
+        )
+    if meta.get("complete") is not True:
+        raise StoreError(f"{name} is incomplete: the write that made it did not finish; write it again")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and meta.get("kind") not in kinds:
+        raise StoreError(f"{name} holds an emdask {meta.get('kind')!r}, not {' or '.join(map(repr, kinds))}")
+    return group, meta
+
+
+def read_array(group: zarr.Group, key: str, target: Target) -> np.ndarray:
+    """A whole array, with a clear error when it is missing or a chunk cannot be decoded."""
+    name = describe_target(target)
+    array = group.get(key)
+    if not isinstance(array, zarr.Array):
+        raise StoreError(f"{name} is missing the array {key!r}")
+    try:
+        return np.asarray(array[...])
+    except Exception as exc:
+        raise StoreError(f"{name}: the array {key!r} could not be read (corrupt or truncated chunk: {exc})") from None
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON for constructor parameters and fit summaries (arrays go to Zarr, not here)."""
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def save_model(model: Any, target: Target, *, overwrite: bool = False) -> None:
+    """Write a fitted estimator's parameters and fitted state to ``target``."""
+    from emdask import __version__
+
+    model._check_fitted()
+    params: dict[str, Any] = {}
+    array_params: dict[str, np.ndarray] = {}
+    for key, value in model.get_params().items():
+        if isinstance(value, np.ndarray) or (isinstance(value, (list, tuple)) and value and not isinstance(value[0], str)):
+            array_params[key] = np.asarray(value)
+        elif isinstance(value, np.random.Generator):
+            params[key] = None  # a Generator's state is not kept; the fitted model does not depend on it
+        else:
+            params[key] = to_json(value)
+    fitted = {key: to_json(getattr(model, key)) for key in model._fitted_scalars}
+    meta = {
+        "kind": type(model).__name__,
+        "schema_version": SCHEMA_VERSION,
+        "emdask_version": __version__,
+        "params": params,
+        "fitted": fitted,
+        "history": to_json(model.history_),
+    }
+    with write_group(target, overwrite=overwrite, meta=meta) as group:
+        for key in model._fitted_arrays:
+            group.create_array(key, data=np.ascontiguousarray(getattr(model, key)))
+        for key, value in array_params.items():
+            group.create_array(f"params/{key}", data=value)
+        mark_complete(group)
+
+
+def load(target: Target) -> Any:
+    """Read a model written by ``model.save(target)``: KMeans, GaussianMixture or BernoulliMixture."""
+    from emdask.cluster import KMeans
+    from emdask.mixture import BernoulliMixture, GaussianMixture
+
+    classes = {cls.__name__: cls for cls in (KMeans, GaussianMixture, BernoulliMixture)}
+    group, meta = read_group(target, tuple(classes))
+    cls = classes[meta["kind"]]
+    params = dict(meta.get("params", {}))
+    if "params" in group:
+        for key in group["params"].array_keys():  # type: ignore[union-attr]
+            params[key] = read_array(group, f"params/{key}", target)
+    model = cls(**params)
+    for key in cls._fitted_arrays:
+        setattr(model, key, read_array(group, key, target))
+    for key, value in meta.get("fitted", {}).items():
+        setattr(model, key, value)
+    model.history_ = meta.get("history", [])
+    return model
+
