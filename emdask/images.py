@@ -100,10 +100,70 @@ def _tile_sse(tile: np.ndarray, codes: np.ndarray, codebook: np.ndarray) -> np.n
     return np.array([[np.einsum("ijk,ijk->", diff, diff)]])
 
 
-def fit_codebook(pixels: da.Array, k: int, random_state: Any = None, max_iter: int = 300) -> tuple[np.ndarray, KMeans]:
+#: The numbers of colours that a PSNR target chooses from.
+K_CANDIDATES = (2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def fit_codebook(
+    pixels: da.Array, k: int, random_state: Any = None, max_iter: int = 300, init: Any = "k-means||"
+) -> tuple[np.ndarray, KMeans]:
     """A K-colour uint8 codebook by exact K-means over all the given pixels (n, 3)."""
-    km = KMeans(k, random_state=random_state, max_iter=max_iter).fit(pixels)
+    km = KMeans(k, init=init, random_state=random_state, max_iter=max_iter).fit(pixels)
     return np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8), km
+
+
+def _codes_and_sse(pixels: da.Array, codebook: np.ndarray, code_dtype: type) -> tuple[da.Array, da.Array]:
+    """Lazy codes (H, W) of an image and the lazy sum of squared errors of ``codebook[codes]``, from one read."""
+    codes = da.map_blocks(_encode_tile, pixels, codebook, code_dtype, drop_axis=2, dtype=code_dtype)
+    sse = da.map_blocks(_tile_sse, pixels, codes[..., None], codebook, chunks=(1, 1), drop_axis=2, dtype=np.float64)
+    return codes, sse.sum()
+
+
+def _fit(
+    sources: list[ImageSource], k: int, per_image: bool, random_state: Any, max_iter: int, init: Any
+) -> tuple[dict[str, np.ndarray], dict[str, KMeans]]:
+    """Codebooks and their K-means fits, keyed by image name (the same one for all when shared)."""
+    if per_image:
+        pairs = {s.name: fit_codebook(s.pixels.reshape(-1, 3), k, random_state, max_iter, init) for s in sources}
+        return {n: p[0] for n, p in pairs.items()}, {n: p[1] for n, p in pairs.items()}
+    pixels = da.concatenate([s.pixels.reshape(-1, 3) for s in sources])
+    shared, km = fit_codebook(pixels, k, random_state, max_iter, init)
+    return {s.name: shared for s in sources}, {s.name: km for s in sources}
+
+
+def set_psnr(sources: list[ImageSource], codebooks: dict[str, np.ndarray]) -> float:
+    """PSNR of the whole set's reconstruction, in one pass and without writing anything."""
+    parts = [_codes_and_sse(s.pixels, codebooks[s.name], np.uint16)[1] for s in sources]
+    n = sum(3 * s.pixels.shape[0] * s.pixels.shape[1] for s in sources)
+    return psnr_from_sse(float(da.stack(parts).sum().compute()), n)
+
+
+def _smallest_k_reaching(
+    sources: list[ImageSource], psnr: float, candidates: tuple[int, ...], per_image: bool, random_state: Any, max_iter: int
+) -> tuple[int, dict[str, np.ndarray], dict[str, KMeans]]:
+    """Bisection over the candidates (PSNR grows with K) for the smallest K whose PSNR reaches the target."""
+    tried: dict[int, tuple[float, dict[str, np.ndarray], dict[str, KMeans]]] = {}
+
+    def quality(k: int) -> float:
+        if k not in tried:
+            books, fits = _fit(sources, k, per_image, random_state, max_iter, "k-means||")
+            tried[k] = (set_psnr(sources, books), books, fits)
+            logger.info("K=%d reaches PSNR %.2f dB (target %.2f)", k, tried[k][0], psnr)
+        return tried[k][0]
+
+    lo, hi = 0, len(candidates) - 1
+    if quality(candidates[hi]) < psnr:
+        logger.warning("no candidate K reaches PSNR %.2f dB; using the largest, K=%d", psnr, candidates[hi])
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if quality(candidates[mid]) >= psnr:
+            hi = mid
+        else:
+            lo = mid + 1
+    k = candidates[lo]
+    quality(k)
+    return k, tried[k][1], tried[k][2]
 
 
 def compress(
@@ -111,32 +171,39 @@ def compress(
     store: Target,
     *,
     n_colours: int = 16,
+    psnr: float | None = None,
+    candidates: tuple[int, ...] = K_CANDIDATES,
     per_image: bool = False,
+    init: Any = "k-means||",
     random_state: Any = None,
     max_iter: int = 300,
     overwrite: bool = False,
+    skipped: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Compress images to ``n_colours`` colours by K-means and write them as one image set at ``store``.
+    """Compress images to K colours by exact K-means over all their pixels and write one image set at ``store``.
 
     ``images``: a mapping of name to (H, W, 3) uint8 arrays (NumPy or Dask) or :class:`ImageSource`
     items.  One codebook is fitted over all pixels of all images (``per_image=False``) or one per
-    image.  Returns the set's summary (also stored in its attributes).
+    image.  K is ``n_colours``, or, given ``psnr`` (dB), the smallest of ``candidates`` whose
+    reconstruction of the set reaches it (as pngquant's ``--quality``).  ``init`` goes to
+    :class:`emdask.KMeans`.  K larger than the number of distinct colours gives a
+    :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.  ``skipped`` (files
+    left out by the reader) is recorded.  Returns the set's summary (also stored in its attributes).
     """
     from emdask import __version__
 
     sources = _as_sources(images)
     n_total = sum(s.pixels.shape[0] * s.pixels.shape[1] for s in sources)
-    check_int(n_colours, "n_colours", 1, min(65536, n_total), f"min(65536, number of pixels={n_total})")
-    codebooks: dict[str, np.ndarray] = {}
-    fits: dict[str, KMeans] = {}
-    if per_image:
-        for s in sources:
-            codebooks[s.name], fits[s.name] = fit_codebook(s.pixels.reshape(-1, 3), n_colours, random_state, max_iter)
+    if psnr is None:
+        check_int(n_colours, "n_colours", 1, min(65536, n_total), f"min(65536, number of pixels={n_total})")
+        codebooks, fits = _fit(sources, n_colours, per_image, random_state, max_iter, init)
     else:
-        pixels = da.concatenate([s.pixels.reshape(-1, 3) for s in sources])
-        shared, km = fit_codebook(pixels, n_colours, random_state, max_iter)
-        codebooks = {s.name: shared for s in sources}
-        fits = {s.name: km for s in sources}
+        if not (isinstance(psnr, (int, float)) and psnr > 0):
+            raise ValueError(f"psnr must be a positive number of dB; got {psnr!r}")
+        usable = tuple(k for k in sorted(candidates) if 1 <= k <= n_total)
+        if not usable:
+            raise ValueError(f"candidates must hold at least one K in [1, {n_total}]; got {candidates!r}")
+        n_colours, codebooks, fits = _smallest_k_reaching(sources, psnr, usable, per_image, random_state, max_iter)
     code_dtype = np.uint8 if n_colours <= 256 else np.uint16
     meta: dict[str, Any] = {
         "kind": "image-set",
@@ -145,10 +212,12 @@ def compress(
         "codebook": "per-image" if per_image else "shared",
         "k": n_colours,
         "images": [s.name for s in sources],
+        "skipped": list(skipped),
+        "psnr_target": psnr,
     }
     with write_group(store, overwrite=overwrite, meta=meta) as root:
         if not per_image:
-            root.create_array("codebook", data=shared, dimension_names=["code", "channel"])
+            root.create_array("codebook", data=codebooks[sources[0].name], dimension_names=["code", "channel"])
         summaries = [
             _write_image(root, s, codebooks[s.name], fits[s.name], code_dtype, per_image) for s in sources
         ]
@@ -171,6 +240,7 @@ def _write_image(
     root: zarr.Group, source: ImageSource, codebook: np.ndarray, km: KMeans, code_dtype: type, per_image: bool
 ) -> dict[str, Any]:
     h, w, _ = source.pixels.shape
+    logger.info("encoding %s (%d x %d) with %d colours", source.name, w, h, len(codebook))
     group = root.require_group(f"images/{source.name}")
     if per_image:
         group.create_array("codebook", data=codebook, dimension_names=["code", "channel"])
@@ -198,11 +268,10 @@ def _write_image(
         compressors=[ZstdCodec(level=3)],
         dimension_names=["y", "x"],
     )
-    codes = da.map_blocks(_encode_tile, source.pixels, codebook, code_dtype, drop_axis=2, dtype=code_dtype)
-    sse = da.map_blocks(
-        _tile_sse, source.pixels, codes[..., None], codebook, chunks=(1, 1), drop_axis=2, dtype=np.float64
-    ).sum()
-    _, sse_value = dask.compute(da.to_zarr(codes, target, compute=False), sse)
+    codes, sse = _codes_and_sse(source.pixels, codebook, code_dtype)
+    # the codes' Dask chunks are the Zarr tiles (both TILE-aligned from the origin): each task writes whole tiles
+    writes = da.store(codes, target, lock=False, compute=False)  # type: ignore[arg-type]
+    _, sse_value = dask.compute(writes, sse)
     n = h * w
     summary: dict[str, Any] = {
         "name": source.name,

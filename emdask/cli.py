@@ -1,0 +1,182 @@
+"""The ``emdask`` command: compress image sets to K colours, decompress them, and describe them."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Compress photos to K colours with exact K-means over all their pixels, on a Dask cluster, into a
+Zarr image set (per-pixel codes + codebook), and get them back.
+
+examples:
+  emdask compress photos/ -o photos.zarr -k 16          one 16-colour codebook for the whole folder
+  emdask compress scan.tif -o scan.zarr --psnr 35        smallest K (2..256) reaching 35 dB PSNR
+  emdask compress a.png b.jpg -o ab.zarr --per-image     one codebook per image
+  emdask compress big/ -o big.zarr --scheduler tcp://10.0.0.5:8786    use a running Dask cluster
+  emdask decompress photos.zarr -o png/                  write the decoded PNG files
+  emdask info photos.zarr --plot                         accounting, contact sheet and convergence plot
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emdask", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{compress,decompress,info}")
+
+    c = sub.add_parser("compress", help="compress images to a Zarr image set", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("sources", nargs="+", help="image files (PNG, JPEG, TIFF), directories, or Zarr stores")
+    c.add_argument("-o", "--output", required=True, help="the Zarr image set to write (a path, .zip, or URL)")
+    quality = c.add_mutually_exclusive_group()
+    quality.add_argument("-k", "--colours", type=int, default=16, help="number of colours K")
+    quality.add_argument("--psnr", type=float, help="instead of -k: the smallest K reaching this PSNR (dB)")
+    c.add_argument("--candidates", default="2,4,8,16,32,64,128,256", help="K values that --psnr chooses from")
+    c.add_argument("--per-image", action="store_true", help="one codebook per image instead of one shared")
+    c.add_argument("--pattern", default="**/*", help="glob for files inside directories (recursive)")
+    c.add_argument("--color", choices=["strict", "convert"], default="strict",
+                   help="strict: only RGB; convert: grayscale to RGB, drop alpha")
+    c.add_argument("--skip-unreadable", action="store_true", help="leave out (and list) files that cannot be decoded")
+    c.add_argument("--max-iter", type=int, default=300, help="maximum K-means passes")
+    c.add_argument("--seed", type=int, default=0, help="random seed")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _cluster_args(c)
+
+    d = sub.add_parser("decompress", help="write the images of a set as PNG files")
+    d.add_argument("store", help="a Zarr image set written by emdask compress")
+    d.add_argument("-o", "--output", required=True, help="directory for the PNG files")
+
+    i = sub.add_parser("info", help="show the accounting of an image set (and draw it)")
+    i.add_argument("store", help="a Zarr image set written by emdask compress")
+    i.add_argument("--plot", nargs="?", const="", metavar="DIR",
+                   help="write contact_sheet.png and convergence.png (default: beside the store)")
+    return parser
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", help="address of a running Dask scheduler (default: start a local cluster)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster")
+    p.add_argument("--memory-limit", default="auto", help="memory limit per local worker, e.g. 1.5GiB")
+
+
+@contextmanager
+def dask_cluster(scheduler: str | None, workers: int, memory_limit: str) -> Iterator[Any]:
+    """A client to ``scheduler``, or to a local cluster of ``workers`` processes (one thread each)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1; got {workers}")
+    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc, Client(lc) as client:
+        logging.getLogger("emdask").info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
+        yield client
+
+
+def _source_bytes(summary: dict[str, Any]) -> int:
+    return sum(os.path.getsize(s) for s in {im.get("source") for im in summary["images"]} if s and os.path.isfile(s))
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The end-of-run table: images, pixels, K, iterations, PSNR, the notes' bits, bytes and ratios."""
+    acc = summary["accounting"]
+    psnrs = [im["psnr_db"] for im in summary["images"]]
+    source = _source_bytes(summary)
+    rows = [
+        ("images", f"{acc['n_images']:,}" + (f" ({len(summary.get('skipped', []))} skipped)" if summary.get("skipped") else "")),
+        ("pixels", f"{acc['n_pixels']:,}"),
+        ("K (colours)", f"{summary['k']}" + (f" (smallest reaching {summary['psnr_target']} dB)" if summary.get("psnr_target") else "")),
+        ("K-means passes", ", ".join(map(str, summary.get("fit", {}).get("n_iter", [])))),
+        ("PSNR min / mean", f"{min(psnrs):.2f} / {float(sum(psnrs) / len(psnrs)):.2f} dB"),
+        ("raw bits (24 N)", f"{acc['raw_bits']:,}"),
+        ("notes' bits (24 K + N ceil(log2 K))", f"{acc['notes_bits']:,} ({100 * acc['notes_ratio']:.2f}% of raw)"),
+        ("bytes on disk (codes + codebook)", f"{acc['bytes_on_disk']:,} ({100 * acc['disk_ratio']:.2f}% of raw)"),
+    ]
+    if source:
+        rows.append(("vs the source files", f"{source:,} bytes -> {100 * acc['bytes_on_disk'] / source:.2f}%"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from emdask import images
+    from emdask.readers import read_images
+
+    try:
+        candidates = tuple(int(c) for c in args.candidates.split(","))
+    except ValueError:
+        raise ValueError(f"--candidates must be comma-separated integers; got {args.candidates!r}") from None
+    log = logging.getLogger("emdask")
+    sources, skipped = read_images(
+        args.sources, pattern=args.pattern, color=args.color, on_error="skip" if args.skip_unreadable else "raise"
+    )
+    log.info("read %d image headers (%d skipped)", len(sources), len(skipped))
+    with dask_cluster(args.scheduler, args.workers, args.memory_limit):
+        summary = images.compress(
+            sources,
+            args.output,
+            n_colours=args.colours,
+            psnr=args.psnr,
+            candidates=candidates,
+            per_image=args.per_image,
+            random_state=args.seed,
+            max_iter=args.max_iter,
+            overwrite=args.overwrite,
+            skipped=skipped,
+        )
+    summary["fit"] = images.info(args.output).get("fit", {})
+    print(summary_table(summary))
+    print(f"written: {args.output}")
+    return 0
+
+
+def _decompress(args: argparse.Namespace) -> int:
+    from emdask import images
+
+    for path in images.write_pngs(args.store, args.output):
+        print(path)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from emdask import images
+
+    summary = images.info(args.store)
+    print(summary_table(summary))
+    for im in summary["images"]:
+        print(f"  {im['name']}: {im['shape'][1]}x{im['shape'][0]}, PSNR {im['psnr_db']:.2f} dB, "
+              f"{im['accounting']['bytes_codes']:,} bytes, from {im.get('source') or '(memory)'}")
+    if args.plot is not None:
+        from emdask.plots import contact_sheet, convergence_plot
+
+        out = Path(args.plot) if args.plot else Path(f"{str(args.store).rstrip('/')}.plots")
+        out.mkdir(parents=True, exist_ok=True)
+        print(contact_sheet(args.store, out / "contact_sheet.png"))
+        print(convergence_plot(args.store, out / "convergence.png"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; an error is one line on stderr and exit status 1 (2 for bad usage)."""
+    import dask
+
+    args = _parser().parse_args(argv)
+    dask.config.set({"logging.distributed": "error"})  # before distributed is imported: only its errors
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("emdask").setLevel(logging.INFO)
+    command = {"compress": _compress, "decompress": _decompress, "info": _info}[args.command]
+    try:
+        return command(args)
+    except (ValueError, TypeError, OSError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"emdask: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Image readers, the out-of-core compression of image sets, and the ``emdask`` command."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from PIL import Image
+
+import emdask
+from emdask import images
+from emdask.cli import main
+from emdask.readers import ImageReadError, read_images
+
+PHOTOS = Path(__file__).parents[1] / "data" / "photos"
+
+
+def _pixels(paths) -> np.ndarray:
+    return np.concatenate([np.asarray(Image.open(p).convert("RGB")).reshape(-1, 3) for p in paths])
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory) -> Path:
+    """A nested directory of real photos: PNG, JPEG and a tiled TIFF."""
+    d = tmp_path_factory.mktemp("photos")
+    (d / "nested").mkdir()
+    for name in ("chelsea.png", "rocket.jpg"):
+        (d / name).write_bytes((PHOTOS / name).read_bytes())
+    (d / "nested" / "astronaut.tif").write_bytes((PHOTOS / "astronaut.tif").read_bytes())
+    return d
+
+
+def test_directory_gives_the_kmeans_codebook_of_all_pixels(photo_dir, tmp_path):
+    sources, skipped = read_images([photo_dir])
+    assert [s.name for s in sources] == ["chelsea", "astronaut", "rocket"] and not skipped
+    files = [photo_dir / "chelsea.png", photo_dir / "nested" / "astronaut.tif", photo_dir / "rocket.jpg"]
+    X = _pixels(files).astype(np.float64)
+    init = X[np.random.default_rng(0).choice(len(X), 6, replace=False)] + 0.3
+    km = emdask.KMeans(6, init=init).fit(X)
+    summary = images.compress(sources, tmp_path / "set.zarr", n_colours=6, init=init, max_iter=300)
+    root = zarr.open_group(str(tmp_path / "set.zarr"), mode="r")
+    codebook = root["codebook"][...]
+    np.testing.assert_array_equal(codebook, np.rint(km.cluster_centers_).astype(np.uint8))
+    for s, f in zip(summary["images"], files):
+        pixels = _pixels([f]).astype(float)
+        codes = root[f"images/{s['name']}/labels/codes/0"][...].ravel()
+        dist = ((pixels[:, None, :] - codebook[None].astype(float)) ** 2).sum(-1)
+        np.testing.assert_array_equal(dist[np.arange(len(dist)), codes], dist.min(axis=1))
+        assert s["source"] == str(f)
+
+
+def test_tiled_tiff_equals_the_same_pixels_from_png_tiles(tmp_path):
+    big = np.tile(np.asarray(Image.open(PHOTOS / "coffee.png")), (2, 2, 1))  # 800 x 1200
+    tifffile.imwrite(tmp_path / "big.tif", big, tile=(256, 256), photometric="rgb")
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    for i, rows in enumerate((slice(0, 400), slice(400, 800))):
+        for j, cols in enumerate((slice(0, 600), slice(600, 1200))):
+            Image.fromarray(big[rows, cols]).save(tiles / f"t{i}{j}.png")
+    init = big.reshape(-1, 3)[:: 99_991][:5].astype(float) + 0.4
+    tiff = images.compress(read_images([tmp_path / "big.tif"])[0], tmp_path / "a.zarr", n_colours=5, init=init)
+    pngs = images.compress(read_images([tiles])[0], tmp_path / "b.zarr", n_colours=5, init=init)
+    a, b = zarr.open_group(str(tmp_path / "a.zarr")), zarr.open_group(str(tmp_path / "b.zarr"))
+    np.testing.assert_array_equal(a["codebook"][...], b["codebook"][...])
+    mosaic = np.block([[b[f"images/t{i}{j}/labels/codes/0"][...] for j in range(2)] for i in range(2)])
+    np.testing.assert_array_equal(a["images/big/labels/codes/0"][...], mosaic)
+    assert tiff["accounting"]["n_pixels"] == pngs["accounting"]["n_pixels"] == 800 * 1200
+
+
+def test_reading_is_lazy(tmp_path):
+    path = tmp_path / "x.png"
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(path)
+    (sources, _) = read_images([path])
+    path.write_bytes(b"not a png any more")  # only the header was read
+    with pytest.raises(ImageReadError, match=r"cannot read image .*x.png"):
+        sources[0].pixels.compute()
+
+
+@pytest.fixture
+def mixed_dir(tmp_path) -> Path:
+    d = tmp_path / "mixed"
+    d.mkdir()
+    rgb = np.asarray(Image.open(PHOTOS / "chelsea.png"))
+    Image.fromarray(rgb).save(d / "a_rgb.png")
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])).save(d / "b_rgba.png")
+    Image.fromarray(rgb[..., 0]).save(d / "c_gray.png")
+    return d
+
+
+def test_colour_policy(mixed_dir, tmp_path):
+    with pytest.raises(ImageReadError, match=r"b_rgba.png is RGBA, not RGB; pass color='convert'"):
+        read_images([mixed_dir])
+    sources, _ = read_images([mixed_dir], color="convert")
+    rgb = np.asarray(Image.open(PHOTOS / "chelsea.png"))
+    np.testing.assert_array_equal(sources[1].pixels.compute(), rgb)  # alpha dropped
+    np.testing.assert_array_equal(sources[2].pixels.compute(), np.repeat(rgb[..., :1], 3, axis=2))  # gray -> RGB
+
+
+def test_bad_sources(tmp_path):
+    with pytest.raises(ImageReadError, match=r"no such file or directory: .*missing"):
+        read_images([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ImageReadError, match=r"no PNG, JPEG or TIFF files in directory .*empty"):
+        read_images([tmp_path / "empty"])
+    tifffile.imwrite(tmp_path / "deep.tif", np.zeros((8, 8, 3), np.uint16), photometric="rgb")
+    with pytest.raises(ImageReadError, match=r"deep.tif has RGB uint16 pixels; only 8-bit images are supported"):
+        read_images([tmp_path / "deep.tif"])
+    (tmp_path / "x.bmp").write_bytes(b"BM")
+    with pytest.raises(ImageReadError, match=r"unknown image type '.bmp'"):
+        read_images([tmp_path / "x.bmp"])
+
+
+def test_truncated_jpeg_raises_or_is_skipped(tmp_path):
+    d = tmp_path / "set"
+    d.mkdir()
+    data = (PHOTOS / "rocket.jpg").read_bytes()
+    (d / "good.jpg").write_bytes(data)
+    (d / "cut.jpg").write_bytes(data[: len(data) // 3])
+    sources, _ = read_images([d])
+    with pytest.raises(ImageReadError, match=r"cannot read image .*cut.jpg"):
+        images.compress(sources, tmp_path / "out.zarr", n_colours=4, random_state=0)
+    assert not (tmp_path / "out.zarr").exists()  # nothing written for a failed run
+    sources, skipped = read_images([d], on_error="skip")
+    assert [s.name for s in sources] == ["good"] and "cut.jpg" in skipped[0]
+    summary = images.compress(sources, tmp_path / "out.zarr", n_colours=4, random_state=0, skipped=skipped)
+    assert images.info(tmp_path / "out.zarr")["skipped"] == skipped == summary["skipped"]
+
+
+def test_more_colours_than_distinct_pixels_warns(tmp_path):
+    flat = np.zeros((20, 20, 3), np.uint8)
+    flat[10:] = 255
+    with pytest.warns(emdask.ConvergenceWarning, match="only 2 distinct clusters found, fewer than n_clusters=4"):
+        images.compress({"flat": flat}, tmp_path / "f.zarr", n_colours=4, random_state=0)
+    np.testing.assert_array_equal(images.decompress(tmp_path / "f.zarr").compute(), flat)
+
+
+def test_psnr_target_picks_the_smallest_k(tmp_path):
+    photo = {"coffee": np.asarray(Image.open(PHOTOS / "coffee.png"))[::2, ::2]}
+    target = 26.0
+    summary = images.compress(photo, tmp_path / "q.zarr", psnr=target, candidates=(2, 4, 8, 16, 32), random_state=0)
+    k = summary["k"]
+    assert summary["accounting"]["psnr_db_overall"] >= target
+    assert k > 2
+    smaller = images.compress(photo, tmp_path / "s.zarr", n_colours=k // 2, random_state=0)
+    assert smaller["accounting"]["psnr_db_overall"] < target
+
+
+@pytest.mark.slow
+def test_command_line_round_trip(photo_dir, tmp_path, capsys):
+    out = tmp_path / "set.zarr"
+    assert main(["compress", str(photo_dir), "-o", str(out), "-k", "8", "--workers", "1", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    for label in ("images", "PSNR min / mean", "notes' bits", "bytes on disk", "vs the source files", "written:"):
+        assert label in printed
+    assert main(["decompress", str(out), "-o", str(tmp_path / "png")]) == 0
+    root = zarr.open_group(str(out), mode="r")
+    for name in ("chelsea", "astronaut", "rocket"):
+        png = np.asarray(Image.open(tmp_path / "png" / f"{name}.png"))
+        np.testing.assert_array_equal(png, root["codebook"][...][root[f"images/{name}/labels/codes/0"][...]])
+    assert main(["info", str(out), "--plot", str(tmp_path / "plots")]) == 0
+    for name in ("contact_sheet.png", "convergence.png"):
+        with Image.open(tmp_path / "plots" / name) as im:
+            assert im.size[0] > 300 and im.size[1] > 200
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["compress", "{tmp}/missing", "-o", "{tmp}/o.zarr"], 1, "emdask: error: no such file or directory: "),
+        (["compress", "{photos}", "-o", "{tmp}/o.zarr", "-k", "0"], 1, "emdask: error: n_colours must be an int in [1,"),
+        (["compress", "{photos}", "-o", "{tmp}/o.zarr", "-k", "4", "--psnr", "30"], 2, "not allowed with argument"),
+        (["compress", "{photos}", "-o", "{tmp}/o.zarr", "--candidates", "a,b", "--psnr", "30"], 1, "--candidates must be"),
+        (["info", "{tmp}/nothing.zarr"], 1, "emdask: error: '{tmp}/nothing.zarr' is not a Zarr group"),
+        (["decompress", "{photos}", "-o", "{tmp}/png"], 1, "is not a Zarr group that emdask can open"),
+    ],
+)
+def test_command_line_errors(args, code, message, tmp_path):
+    fill = {"tmp": str(tmp_path), "photos": str(PHOTOS)}
+    argv = [a.format(**fill) for a in args]
+    result = subprocess.run([sys.executable, "-m", "emdask.cli", *argv], capture_output=True, text=True)
+    assert result.returncode == code
+    assert message.format(**fill) in result.stderr
+    if code == 1:
+        assert result.stderr.strip().splitlines()[-1].startswith("emdask: error:")
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "o.zarr"
+    images.compress({"c": np.asarray(Image.open(PHOTOS / "chelsea.png"))}, out, n_colours=3, random_state=0)
+    before = images.decompress(out).compute()
+    code = main(["compress", str(PHOTOS / "rocket.jpg"), "-o", str(out), "-k", "3", "--workers", "1"])
+    assert code == 1 and "already exists; pass overwrite=True" in capsys.readouterr().err
+    np.testing.assert_array_equal(images.decompress(out).compute(), before)
+
+
+def test_help_is_useful():
+    result = subprocess.run([sys.executable, "-m", "emdask.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "emdask compress photos/ -o photos.zarr -k 16" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "emdask.cli", "compress", "--help"], capture_output=True, text=True)
+    assert "--psnr" in result.stdout and "--scheduler" in result.stdout and "--memory-limit" in result.stdout
