@@ -46,6 +46,15 @@ class BaseEstimator:
     n_features_in_: int
     history_: list[dict[str, float]]
 
+    def _checkpoint(self, X: Any, weights: Any) -> Any:
+        """The :class:`emdask.checkpoint.Checkpoint` of this fit, if the ``checkpoint`` parameter names one."""
+        path = getattr(self, "checkpoint", None)
+        if path is None:
+            return None
+        from emdask.checkpoint import Checkpoint, fingerprint
+
+        return Checkpoint(path, fingerprint(self, X, weights))
+
     def save(self, store: Any, *, overwrite: bool = False) -> None:
         """Write the fitted model to a Zarr store (a path, a ``.zip`` path, an fsspec URL or a Store); see ``emdask.load``.
 

@@ -12,7 +12,7 @@ from emdask._base import BaseEstimator, ConvergenceWarning
 from emdask._linalg import nearest, sq_distances
 from emdask._random import RandomState, make_seed
 from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
-from emdask.engine import Cache, ChunkedData, FitResult, Summary, run_em, summarize
+from emdask.engine import Cache, ChunkedData, FitResult, Summary, fit_restarts, summarize
 from emdask.init import initial_centres
 from emdask.kmeans import Lloyd
 
@@ -51,6 +51,10 @@ class KMeans(BaseEstimator):
         ``init_rounds`` rounds.
     init_sample_size : int or None
         Rows sampled for ``"k-means++"`` and ``"random"``; default ``max(20000, 100 * n_clusters)``.
+    checkpoint : str or None
+        A local Zarr path: the fit's state is saved there after every iteration, and a fit of the
+        same data with the same parameters resumes from it (after a crash, a kill or a retry).
+        It is removed when the fit ends; one from another fit is an error.
 
     Attributes
     ----------
@@ -78,6 +82,7 @@ class KMeans(BaseEstimator):
         oversampling_factor: float = 2.0,
         init_rounds: int = 5,
         init_sample_size: int | None = None,
+        checkpoint: str | None = None,
     ):
         self.n_clusters = n_clusters
         self.init = init
@@ -89,6 +94,7 @@ class KMeans(BaseEstimator):
         self.oversampling_factor = oversampling_factor
         self.init_rounds = init_rounds
         self.init_sample_size = init_sample_size
+        self.checkpoint = checkpoint
 
     def _check_params(self, n_samples: int, n_features: int) -> tuple[int, np.ndarray | str, int]:
         k = check_int(self.n_clusters, "n_clusters", 1, n_samples, f"n_samples={n_samples}")
@@ -129,17 +135,20 @@ class KMeans(BaseEstimator):
         sample_size = self.init_sample_size or max(20_000, 100 * k)
         summary = summarize(data, seed, sample_size)
         model = Lloyd(k, self.tol * float(np.mean(summary.moments.var)))
-        best: tuple[float, FitResult] | None = None
-        for restart in range(n_init):
-            centres = init if isinstance(init, np.ndarray) else self._initial_centres(data, summary, k, seed, restart)
-            result = run_em(model, data, centres, self.max_iter)
+
+        def initial(restart: int) -> np.ndarray:
+            return init if isinstance(init, np.ndarray) else self._initial_centres(data, summary, k, seed, restart)
+
+        def final_inertia(result: FitResult) -> float:
             last = result.history[-1]
             inertia = last.objective if last.shift == 0 else data.map_reduce(model.e_step, result.params).inertia
-            logger.info("restart %d: inertia %.10g after %d iterations", restart, inertia, result.n_iter)
-            if best is None or inertia < best[0]:
-                best = (inertia, result)
-        assert best is not None
-        self.inertia_, result = best
+            logger.info("inertia %.10g after %d iterations", inertia, result.n_iter)
+            return float(inertia)
+
+        checkpoint = self._checkpoint(Xd, w)
+        result, self.inertia_ = fit_restarts(model, data, n_init, initial, self.max_iter, final_inertia, checkpoint)
+        if checkpoint is not None:
+            checkpoint.remove()
         self.cluster_centers_ = result.params
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged

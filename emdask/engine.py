@@ -186,10 +186,23 @@ class FitResult:
         return [asdict(h) for h in self.history]
 
 
-def run_em(model: Any, data: Passes, params: Any, max_iter: int) -> FitResult:
-    """Iterate E-step pass and M-step until ``model.converged(history)`` or ``max_iter`` passes."""
-    history: list[Iteration] = []
-    for it in range(1, max_iter + 1):
+def run_em(
+    model: Any,
+    data: Passes,
+    params: Any,
+    max_iter: int,
+    history: list[Iteration] | None = None,
+    on_iteration: Callable[[Any, list[Iteration]], None] | None = None,
+) -> FitResult:
+    """Iterate E-step pass and M-step until ``model.converged(history)`` or ``max_iter`` passes.
+
+    ``history`` continues an interrupted fit (its parameters are ``params``); ``on_iteration``
+    is called with the new parameters and the history after every iteration (checkpoints).
+    """
+    history = list(history or [])
+    if history and model.converged(history):
+        return FitResult(params, history, True)
+    for it in range(len(history) + 1, max_iter + 1):
         t0 = time.perf_counter()
         stats = data.map_reduce(model.e_step, params)
         new = model.m_step(stats, params)
@@ -198,9 +211,62 @@ def run_em(model: Any, data: Passes, params: Any, max_iter: int) -> FitResult:
         history.append(step)
         params = new
         logger.info("iteration %d: objective %.10g, shift %.3g, %.3f s", it, step.objective, step.shift, step.seconds)
+        if on_iteration is not None:
+            on_iteration(params, history)
         if model.converged(history):
             return FitResult(params, history, True)
     return FitResult(params, history, False)
+
+
+@dataclass
+class State:
+    """Where a fit stands: the restart running, its parameters and history, and the best finished restart."""
+
+    restart: int
+    params: Any  # None: the restart has not been initialised yet
+    history: list[Iteration]
+    best: tuple[float, Any, list[Iteration], bool] | None = None  # (score, params, history, converged)
+
+
+
+def fit_restarts(
+    model: Any,
+    data: Passes,
+    n_init: int,
+    initial: Callable[[int], Any],
+    max_iter: int,
+    score: Callable[[FitResult], float],
+    checkpoint: Any = None,
+) -> tuple[FitResult, float]:
+    """``n_init`` restarts of :func:`run_em`, keeping the lowest ``score``; resumable from a ``checkpoint``.
+
+    ``initial(restart)`` gives a restart's starting parameters.  With a checkpoint (an object with
+    ``load() -> State | None``, ``save(State)`` and ``remove()``, see :mod:`emdask.checkpoint`)
+    the state is saved after every iteration and a re-run continues where the last one stopped.
+    """
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is not None:
+        logger.info("resuming from checkpoint: restart %d after %d iterations", state.restart, len(state.history))
+    best = state.best if state is not None else None
+    for restart in range(state.restart if state is not None else 0, n_init):
+        resumed = state is not None and state.restart == restart and state.params is not None
+        params = state.params if resumed else initial(restart)  # type: ignore[union-attr]
+        history = state.history if resumed else []  # type: ignore[union-attr]
+
+        def save(p: Any, h: list[Iteration], restart: int = restart) -> None:
+            checkpoint.save(State(restart, p, h, best))
+
+        if checkpoint is not None and not resumed:
+            save(params, [])
+        result = run_em(model, data, params, max_iter, history, save if checkpoint is not None else None)
+        value = score(result)
+        if best is None or value < best[0]:
+            best = (value, result.params, result.history, result.converged)
+        state = None
+        if checkpoint is not None and restart + 1 < n_init:
+            checkpoint.save(State(restart + 1, None, [], best))
+    assert best is not None
+    return FitResult(best[1], best[2], best[3]), best[0]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from emdask._base import BaseEstimator, ConvergenceWarning
 from emdask._random import RandomState, client_rng, make_seed
 from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.bernoulli import BernoulliModel, BernoulliParams, check_binary
-from emdask.engine import Cache, ChunkCheck, ChunkedData, FitResult, Summary, run_em, summarize
+from emdask.engine import Cache, ChunkCheck, ChunkedData, FitResult, Summary, fit_restarts, run_em, summarize
 from emdask.gaussian import (
     COVARIANCE_TYPES,
     CovarianceType,
@@ -110,14 +110,18 @@ class _Mixture(BaseEstimator):
         data = ChunkedData(Xd, w, cache=self.cache)
         summary = summarize(data, seed, max(20_000, 100 * model.n_components), type(self)._check_chunk)
         warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, d)
-        best: FitResult | None = None
-        for restart in range(1 if warm else self.n_init):
-            params = self._params() if warm else self._initial_params(data, summary, model, given, seed, restart)
-            result = run_em(model, data, params, self.max_iter)
-            logger.info("restart %d: lower bound %.10g after %d iterations", restart, result.history[-1].objective, result.n_iter)
-            if best is None or result.history[-1].objective > best.history[-1].objective:
-                best = result
-        assert best is not None
+
+        def initial(restart: int) -> Any:
+            return self._params() if warm else self._initial_params(data, summary, model, given, seed, restart)
+
+        def lower_bound(result: FitResult) -> float:
+            logger.info("lower bound %.10g after %d iterations", result.history[-1].objective, result.n_iter)
+            return -result.history[-1].objective
+
+        checkpoint = self._checkpoint(Xd, w)
+        best, _ = fit_restarts(model, data, 1 if warm else self.n_init, initial, self.max_iter, lower_bound, checkpoint)
+        if checkpoint is not None:
+            checkpoint.remove()
         self._set_params(best.params)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
@@ -201,7 +205,7 @@ class GaussianMixture(_Mixture):
     ``covariance_type`` ("full", "tied", "diag", "spherical"), ``tol`` (on the change of the mean
     log-likelihood per sample), ``reg_covar`` (added to the covariances' diagonal), ``max_iter``,
     ``n_init``, ``init_params``, ``weights_init``, ``means_init``, ``precisions_init``,
-    ``random_state``, ``warm_start``.  ``cache`` is as in :class:`emdask.KMeans`.
+    ``random_state``, ``warm_start``.  ``cache`` and ``checkpoint`` are as in :class:`emdask.KMeans`.
 
     ``init_params``: "kmeans" (emdask's K-means: k-means|| then Lloyd, then one pass with each row
     given to its nearest centre), "k-means++" and "random_from_data" (centres from the first
@@ -230,6 +234,7 @@ class GaussianMixture(_Mixture):
         random_state: RandomState = None,
         warm_start: bool = False,
         cache: Cache = "auto",
+        checkpoint: str | None = None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -244,6 +249,7 @@ class GaussianMixture(_Mixture):
         self.random_state = random_state
         self.warm_start = warm_start
         self.cache = cache
+        self.checkpoint = checkpoint
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -373,6 +379,7 @@ class BernoulliMixture(_Mixture):
         random_state: RandomState = None,
         warm_start: bool = False,
         cache: Cache = "auto",
+        checkpoint: str | None = None,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -385,6 +392,7 @@ class BernoulliMixture(_Mixture):
         self.random_state = random_state
         self.warm_start = warm_start
         self.cache = cache
+        self.checkpoint = checkpoint
 
     def _model(self, n_samples: int) -> BernoulliModel:
         k = self._check_common(n_samples)

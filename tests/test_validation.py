@@ -86,7 +86,7 @@ def test_predict_before_fit_and_with_wrong_features():
 
 
 def test_set_params_rejects_unknown_names():
-    with pytest.raises(ValueError, match="KMeans has no parameter 'k'; valid parameters: cache, init"):
+    with pytest.raises(ValueError, match="KMeans has no parameter 'k'; valid parameters: cache, checkpoint, init"):
         emdask.KMeans().set_params(k=3)
 
 
