@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export DASK_LOGGING__DISTRIBUTED := warning
+export DASK_LOGGING__DISTRIBUTED := error
+export PREFECT_LOGGING_LEVEL ?= INFO
 
 .PHONY: demo test bench typecheck clean
 
@@ -16,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m emdask.demo
+	$(PY) -m flows.compress_images data/photos -o out/demo/photos.zarr -k 16 --overwrite
 
 test: $(VENV)/.installed
 	$(PY) -m mypy

@@ -129,7 +129,6 @@ def _compress(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             skipped=skipped,
         )
-    summary["fit"] = images.info(args.output).get("fit", {})
     print(summary_table(summary))
     print(f"written: {args.output}")
     return 0

@@ -24,7 +24,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +105,39 @@ K_CANDIDATES = (2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def fit_codebook(
-    pixels: da.Array, k: int, random_state: Any = None, max_iter: int = 300, init: Any = "k-means||"
+    pixels: da.Array,
+    k: int,
+    random_state: Any = None,
+    max_iter: int = 300,
+    init: Any = "k-means||",
+    checkpoint: str | None = None,
 ) -> tuple[np.ndarray, KMeans]:
     """A K-colour uint8 codebook by exact K-means over all the given pixels (n, 3)."""
-    km = KMeans(k, init=init, random_state=random_state, max_iter=max_iter).fit(pixels)
+    km = KMeans(k, init=init, random_state=random_state, max_iter=max_iter, checkpoint=checkpoint).fit(pixels)
     return np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8), km
+
+
+@dataclass(frozen=True)
+class CodebookFit:
+    """Fitted uint8 codebooks by image name (the same array for all when shared) and how the fit went.
+
+    Small: it is what a flow passes from its fitting task to its encoding task (``to_dict``).
+    """
+
+    k: int
+    per_image: bool
+    codebooks: dict[str, np.ndarray]
+    n_iter: list[int]
+    inertia: list[float]
+    history: list[list[float]]
+    psnr_target: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "codebooks": {n: c.tolist() for n, c in self.codebooks.items()}}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> CodebookFit:
+        return cls(**{**doc, "codebooks": {n: np.asarray(c, dtype=np.uint8) for n, c in doc["codebooks"].items()}})
 
 
 def _codes_and_sse(pixels: da.Array, codebook: np.ndarray, code_dtype: type) -> tuple[da.Array, da.Array]:
@@ -120,15 +148,28 @@ def _codes_and_sse(pixels: da.Array, codebook: np.ndarray, code_dtype: type) -> 
 
 
 def _fit(
-    sources: list[ImageSource], k: int, per_image: bool, random_state: Any, max_iter: int, init: Any
-) -> tuple[dict[str, np.ndarray], dict[str, KMeans]]:
-    """Codebooks and their K-means fits, keyed by image name (the same one for all when shared)."""
-    if per_image:
-        pairs = {s.name: fit_codebook(s.pixels.reshape(-1, 3), k, random_state, max_iter, init) for s in sources}
-        return {n: p[0] for n, p in pairs.items()}, {n: p[1] for n, p in pairs.items()}
-    pixels = da.concatenate([s.pixels.reshape(-1, 3) for s in sources])
-    shared, km = fit_codebook(pixels, k, random_state, max_iter, init)
-    return {s.name: shared for s in sources}, {s.name: km for s in sources}
+    sources: list[ImageSource],
+    k: int,
+    per_image: bool,
+    random_state: Any,
+    max_iter: int,
+    init: Any,
+    checkpoint: str | None,
+) -> CodebookFit:
+    """Codebooks by K-means over all pixels of all images, or of each image."""
+    groups = [[s] for s in sources] if per_image else [sources]
+    books: dict[str, np.ndarray] = {}
+    fits = []
+    for group in groups:
+        pixels = da.concatenate([s.pixels.reshape(-1, 3) for s in group])
+        where = None if checkpoint is None else f"{checkpoint}.k{k}" + (f".{group[0].name}" if per_image else "")
+        book, km = fit_codebook(pixels, k, random_state, max_iter, init, where)
+        books.update({s.name: book for s in group})
+        fits.append(km)
+    return CodebookFit(
+        k, per_image, books, [km.n_iter_ for km in fits], [km.inertia_ for km in fits],
+        [[h["objective"] for h in km.history_] for km in fits],
+    )
 
 
 def set_psnr(sources: list[ImageSource], codebooks: dict[str, np.ndarray]) -> float:
@@ -138,32 +179,53 @@ def set_psnr(sources: list[ImageSource], codebooks: dict[str, np.ndarray]) -> fl
     return psnr_from_sse(float(da.stack(parts).sum().compute()), n)
 
 
-def _smallest_k_reaching(
-    sources: list[ImageSource], psnr: float, candidates: tuple[int, ...], per_image: bool, random_state: Any, max_iter: int
-) -> tuple[int, dict[str, np.ndarray], dict[str, KMeans]]:
-    """Bisection over the candidates (PSNR grows with K) for the smallest K whose PSNR reaches the target."""
-    tried: dict[int, tuple[float, dict[str, np.ndarray], dict[str, KMeans]]] = {}
+def fit_codebooks(
+    images: Mapping[str, Any] | Iterable[ImageSource],
+    *,
+    n_colours: int = 16,
+    psnr: float | None = None,
+    candidates: tuple[int, ...] = K_CANDIDATES,
+    per_image: bool = False,
+    init: Any = "k-means||",
+    random_state: Any = None,
+    max_iter: int = 300,
+    checkpoint: str | None = None,
+) -> CodebookFit:
+    """Fit the codebooks of :func:`compress` (its parameters) without writing anything.
+
+    ``checkpoint``: a path prefix for per-fit checkpoints, so a killed or retried fit resumes.
+    """
+    sources = _as_sources(images)
+    n_total = sum(s.pixels.shape[0] * s.pixels.shape[1] for s in sources)
+    if psnr is None:
+        check_int(n_colours, "n_colours", 1, min(65536, n_total), f"min(65536, number of pixels={n_total})")
+        return _fit(sources, n_colours, per_image, random_state, max_iter, init, checkpoint)
+    if not (isinstance(psnr, (int, float)) and psnr > 0):
+        raise ValueError(f"psnr must be a positive number of dB; got {psnr!r}")
+    usable = tuple(k for k in sorted(candidates) if 1 <= k <= min(65536, n_total))
+    if not usable:
+        raise ValueError(f"candidates must hold at least one K in [1, {n_total}]; got {candidates!r}")
+    tried: dict[int, tuple[float, CodebookFit]] = {}
 
     def quality(k: int) -> float:
         if k not in tried:
-            books, fits = _fit(sources, k, per_image, random_state, max_iter, "k-means||")
-            tried[k] = (set_psnr(sources, books), books, fits)
+            fit = _fit(sources, k, per_image, random_state, max_iter, init, checkpoint)
+            tried[k] = (set_psnr(sources, fit.codebooks), fit)
             logger.info("K=%d reaches PSNR %.2f dB (target %.2f)", k, tried[k][0], psnr)
         return tried[k][0]
 
-    lo, hi = 0, len(candidates) - 1
-    if quality(candidates[hi]) < psnr:
-        logger.warning("no candidate K reaches PSNR %.2f dB; using the largest, K=%d", psnr, candidates[hi])
+    lo, hi = 0, len(usable) - 1  # bisection: PSNR grows with K
+    if quality(usable[hi]) < psnr:
+        logger.warning("no candidate K reaches PSNR %.2f dB; using the largest, K=%d", psnr, usable[hi])
         lo = hi
     while lo < hi:
         mid = (lo + hi) // 2
-        if quality(candidates[mid]) >= psnr:
+        if quality(usable[mid]) >= psnr:
             hi = mid
         else:
             lo = mid + 1
-    k = candidates[lo]
-    quality(k)
-    return k, tried[k][1], tried[k][2]
+    quality(usable[lo])
+    return replace(tried[usable[lo]][1], psnr_target=float(psnr))
 
 
 def compress(
@@ -190,54 +252,53 @@ def compress(
     :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.  ``skipped`` (files
     left out by the reader) is recorded.  Returns the set's summary (also stored in its attributes).
     """
+    sources = _as_sources(images)
+    fit = fit_codebooks(
+        sources, n_colours=n_colours, psnr=psnr, candidates=candidates, per_image=per_image,
+        init=init, random_state=random_state, max_iter=max_iter,
+    )
+    return write_set(sources, store, fit, overwrite=overwrite, skipped=skipped)
+
+
+def write_set(
+    images: Mapping[str, Any] | Iterable[ImageSource],
+    store: Target,
+    fit: CodebookFit,
+    *,
+    overwrite: bool = False,
+    skipped: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Encode every image with its fitted codebook (one more pass) and write the image set atomically."""
     from emdask import __version__
 
     sources = _as_sources(images)
-    n_total = sum(s.pixels.shape[0] * s.pixels.shape[1] for s in sources)
-    if psnr is None:
-        check_int(n_colours, "n_colours", 1, min(65536, n_total), f"min(65536, number of pixels={n_total})")
-        codebooks, fits = _fit(sources, n_colours, per_image, random_state, max_iter, init)
-    else:
-        if not (isinstance(psnr, (int, float)) and psnr > 0):
-            raise ValueError(f"psnr must be a positive number of dB; got {psnr!r}")
-        usable = tuple(k for k in sorted(candidates) if 1 <= k <= n_total)
-        if not usable:
-            raise ValueError(f"candidates must hold at least one K in [1, {n_total}]; got {candidates!r}")
-        n_colours, codebooks, fits = _smallest_k_reaching(sources, psnr, usable, per_image, random_state, max_iter)
-    code_dtype = np.uint8 if n_colours <= 256 else np.uint16
+    code_dtype = np.uint8 if fit.k <= 256 else np.uint16
     meta: dict[str, Any] = {
         "kind": "image-set",
         "schema_version": 1,
         "emdask_version": __version__,
-        "codebook": "per-image" if per_image else "shared",
-        "k": n_colours,
+        "codebook": "per-image" if fit.per_image else "shared",
+        "k": fit.k,
         "images": [s.name for s in sources],
         "skipped": list(skipped),
-        "psnr_target": psnr,
+        "psnr_target": fit.psnr_target,
     }
+    fit_summary: dict[str, Any] = {"n_iter": fit.n_iter, "inertia": fit.inertia, "history": fit.history}
+    n_iter = dict(zip([s.name for s in sources], fit.n_iter * len(sources) if not fit.per_image else fit.n_iter))
     with write_group(store, overwrite=overwrite, meta=meta) as root:
-        if not per_image:
-            root.create_array("codebook", data=codebooks[sources[0].name], dimension_names=["code", "channel"])
+        if not fit.per_image:
+            root.create_array("codebook", data=fit.codebooks[sources[0].name], dimension_names=["code", "channel"])
         summaries = [
-            _write_image(root, s, codebooks[s.name], fits[s.name], code_dtype, per_image) for s in sources
+            _write_image(root, s, fit.codebooks[s.name], n_iter[s.name], code_dtype, fit.per_image) for s in sources
         ]
-        total = _set_accounting(root, summaries, n_colours, per_image)
-        root.attrs["emdask"] = {**meta, "complete": False, "accounting": total, "fit": _fit_summary(fits)}
+        total = _set_accounting(root, summaries, fit.k, fit.per_image)
+        root.attrs["emdask"] = {**meta, "complete": False, "accounting": total, "fit": fit_summary}
         mark_complete(root)
-    return {**meta, "accounting": total, "images": summaries}
-
-
-def _fit_summary(fits: dict[str, KMeans]) -> dict[str, Any]:
-    unique = {id(km): km for km in fits.values()}.values()
-    return {
-        "n_iter": [km.n_iter_ for km in unique],
-        "inertia": [km.inertia_ for km in unique],
-        "history": [[h["objective"] for h in km.history_] for km in unique],
-    }
+    return {**meta, "accounting": total, "images": summaries, "fit": fit_summary}
 
 
 def _write_image(
-    root: zarr.Group, source: ImageSource, codebook: np.ndarray, km: KMeans, code_dtype: type, per_image: bool
+    root: zarr.Group, source: ImageSource, codebook: np.ndarray, n_iter: int, code_dtype: type, per_image: bool
 ) -> dict[str, Any]:
     h, w, _ = source.pixels.shape
     logger.info("encoding %s (%d x %d) with %d colours", source.name, w, h, len(codebook))
@@ -281,7 +342,7 @@ def _write_image(
         "mode": "RGB",
         "k": len(codebook),
         "codebook": "codebook" if per_image else "../../codebook",
-        "n_iter": km.n_iter_,
+        "n_iter": n_iter,
         "psnr_db": psnr_from_sse(float(sse_value), n * 3),
         "accounting": {
             **bit_accounting(n, len(codebook)),

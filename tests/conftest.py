@@ -64,3 +64,14 @@ def scheduler(request: pytest.FixtureRequest) -> Iterator[str]:
     else:
         with dask.config.set(scheduler=request.param):
             yield request.param
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Prefect's test harness: a temporary database and an embedded server for the whole session."""
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield

@@ -1,0 +1,1 @@
+"""Prefect flows of emdask: image-set compression and mixture fitting, run on a Dask cluster."""

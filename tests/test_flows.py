@@ -1,0 +1,126 @@
+"""The Prefect flows, run for real under Prefect's test harness on bundled data, read back with emdask."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import dask.dataframe as dd
+import numpy as np
+import pytest
+import zarr
+
+import emdask
+from emdask import engine, images
+
+DATA = Path(__file__).parents[1] / "data"
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+
+def _artifacts(key: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    return asyncio.run(read())
+
+
+def test_compress_images_flow(tmp_path):
+    from flows.compress_images import compress_images
+
+    out = str(tmp_path / "photos.zarr")
+    sources = [str(DATA / "photos" / "chelsea.png"), str(DATA / "photos" / "rocket.jpg")]
+    summary = compress_images(sources=sources, output=out, k=6, workers=1, seed=3)
+    assert summary["k"] == 6 and summary["images"][0]["name"] == "chelsea"
+    root = zarr.open_group(out, mode="r")
+    for name in ("chelsea", "rocket"):
+        np.testing.assert_array_equal(
+            images.decompress(out, name).compute(), root["codebook"][...][root[f"images/{name}/labels/codes/0"][...]]
+        )
+    report = Path(f"{out}.report")
+    assert {p.name for p in report.iterdir()} == {"contact_sheet.png", "convergence.png", "report.md"}
+    assert _artifacts("image-set-report") and _artifacts("contact-sheet")
+    assert not Path(f"{out}.checkpoint.k6").exists()
+    # a finished output is not recomputed: the second run returns the stored summary
+    again = compress_images(sources=sources, output=out, k=6, workers=1, seed=3)
+    assert again["accounting"] == images.info(out)["accounting"]
+
+
+def test_fitting_task_retries_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """A fault after 3 iterations fails the fit task once; Prefect retries it and the fit resumes at iteration 4."""
+    from flows.compress_images import compress_images
+
+    real = engine.run_em
+    calls = {"first": True, "resumed_from": None}
+
+    def faulty(model, data, params, max_iter, history=None, on_iteration=None):
+        """The real run_em; the first checkpointed fit raises right after saving its third iteration."""
+        if history:
+            calls["resumed_from"] = len(history)
+            return real(model, data, params, max_iter, history, on_iteration)
+
+        def fault(p, h):
+            on_iteration(p, h)
+            if calls["first"] and len(h) == 3:
+                calls["first"] = False
+                raise RuntimeError("injected fault after 3 iterations")
+
+        return real(model, data, params, max_iter, history, fault if on_iteration else None)
+
+    monkeypatch.setattr(engine, "run_em", faulty)
+    out = str(tmp_path / "set.zarr")
+    compress_images(sources=[str(DATA / "photos" / "coffee.png")], output=out, k=5, workers=1, seed=0, max_iter=50)
+    assert calls["first"] is False and calls["resumed_from"] == 3
+    fit = images.info(out)["fit"]
+    photo = {"coffee": _png(DATA / "photos" / "coffee.png")}
+    reference = images.fit_codebooks(photo, n_colours=5, random_state=0, max_iter=50)
+    assert fit["n_iter"] == reference.n_iter  # same passes in all: none repeated, none lost
+    np.testing.assert_allclose(fit["history"][0], reference.history[0], rtol=1e-12)
+    np.testing.assert_array_equal(zarr.open_group(out)["codebook"][...], reference.codebooks["coffee"])
+
+
+def _png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path))
+
+
+def test_fit_mixture_flow_chooses_k_by_bic_and_writes_labels(tmp_path):
+    from flows.fit_mixture import fit_mixture
+
+    out, labels = str(tmp_path / "faithful.zarr"), str(tmp_path / "labels.parquet")
+    result = fit_mixture(
+        source=str(DATA / "old_faithful.csv"), output=out, model="gmm", k=[1, 2, 3],
+        columns=["eruptions", "waiting"], standardize=True, labels_output=labels, workers=1, seed=0,
+    )
+    assert result["k"] == 2 and [r["k"] for r in result["table"]] == [1, 2, 3]
+    model = emdask.load(out)
+    X = np.loadtxt(DATA / "old_faithful.csv", delimiter=",", skiprows=1, usecols=(1, 2))
+    Xs = (X - X.mean(axis=0)) / X.std(axis=0)
+    direct = emdask.GaussianMixture(2, random_state=0).fit(Xs)
+    np.testing.assert_allclose(model.means_, direct.means_, rtol=1e-6, atol=1e-8)
+    frame = dd.read_parquet(labels).compute()
+    assert list(frame.columns) == ["label", "p0", "p1"] and len(frame) == 272
+    np.testing.assert_array_equal(frame["label"].to_numpy(), direct.predict(Xs))
+    assert _artifacts("mixture-report")
+
+
+def test_fit_mixture_flow_bernoulli_from_npy_to_zarr_labels(tmp_path):
+    from flows.fit_mixture import fit_mixture
+    from sklearn.datasets import load_digits
+
+    X = (load_digits().data > 8).astype(np.uint8)
+    np.save(tmp_path / "digits.npy", X)
+    out, labels = str(tmp_path / "b.zarr"), str(tmp_path / "labels.zarr")
+    fit_mixture(source=str(tmp_path / "digits.npy"), output=out, model="bernoulli", k=[4], labels_output=labels, workers=1)
+    model = emdask.load(out)
+    np.testing.assert_array_equal(zarr.open_group(labels)["labels"][...], model.predict(X.astype(np.float64)))
+
+
+def test_kmeans_with_several_k_is_refused(tmp_path):
+    from flows.fit_mixture import fit_mixture
+
+    with pytest.raises(ValueError, match="K-means has no likelihood to compare them by BIC"):
+        fit_mixture(source=str(DATA / "old_faithful.csv"), output=str(tmp_path / "k.zarr"), model="kmeans", k=[2, 3])
