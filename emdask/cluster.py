@@ -48,7 +48,8 @@ class KMeans(BaseEstimator):
         active cluster (or of this machine).
     oversampling_factor, init_rounds : float, int
         k-means|| draws about ``oversampling_factor * n_clusters`` candidates in each of
-        ``init_rounds`` rounds.
+        ``init_rounds`` rounds (2 by default, as Spark MLlib: each round is a pass whose distance
+        work grows with the candidates, and more rounds did not give better final inertia here).
     init_sample_size : int or None
         Rows sampled for ``"k-means++"`` and ``"random"``; default ``max(20000, 100 * n_clusters)``.
     checkpoint : str or None
@@ -80,7 +81,7 @@ class KMeans(BaseEstimator):
         random_state: RandomState = None,
         cache: Cache = "auto",
         oversampling_factor: float = 2.0,
-        init_rounds: int = 5,
+        init_rounds: int = 2,
         init_sample_size: int | None = None,
         checkpoint: str | None = None,
     ):

@@ -13,9 +13,10 @@ from emdask.store import Target
 THUMB = 256
 
 
-def _thumb(image: np.ndarray) -> np.ndarray:
+def _thumb(image: Any) -> np.ndarray:
+    """Every n-th pixel of a (lazy) image, so that its longer side is about THUMB; reads tile by tile."""
     step = max(1, int(np.ceil(max(image.shape[:2]) / THUMB)))
-    return image[::step, ::step]
+    return np.asarray(image[::step, ::step])
 
 
 def contact_sheet(store: Target, path: str | os.PathLike[str], max_images: int = 12) -> Path:
@@ -25,16 +26,16 @@ def contact_sheet(store: Target, path: str | os.PathLike[str], max_images: int =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from emdask.readers import read_whole
+    from emdask.readers import read_images
 
     meta = images.info(store)
     rows = meta["images"][:max_images]
     fig, axes = plt.subplots(len(rows), 2, figsize=(6, 3 * len(rows)), squeeze=False)
     for ax_row, entry in zip(axes, rows):
-        compressed = _thumb(np.asarray(images.decompress(store, entry["name"]).compute()))
+        compressed = _thumb(images.decompress(store, entry["name"]))
         try:
-            original = _thumb(read_whole(entry["source"])[..., :3]) if entry.get("source") else None
-        except Exception:
+            original = _thumb(read_images([entry["source"]], color="convert")[0][0].pixels) if entry.get("source") else None
+        except Exception:  # the source moved or is gone: show the compressed image alone
             original = None
         ax_row[0].imshow(original if original is not None else np.zeros_like(compressed))
         ax_row[0].set_title(f"{entry['name']} (original)" if original is not None else f"{entry['name']}: source not found", fontsize=8)

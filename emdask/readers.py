@@ -57,7 +57,7 @@ class _LazyFile:
             region = self._read(ys, xs)
         except Exception as exc:
             raise ImageReadError(f"cannot read image {self.path}: {type(exc).__name__}: {exc}") from None
-        return _to_rgb(region, self.path)[..., key[2]] if len(key) > 2 else _to_rgb(region, self.path)
+        return _to_rgb(region)[..., key[2]] if len(key) > 2 else _to_rgb(region)
 
     def _read(self, ys: slice, xs: slice) -> np.ndarray:
         if self.tiled:
@@ -83,7 +83,8 @@ def read_whole(path: str) -> np.ndarray:
         return np.asarray(im)
 
 
-def _to_rgb(region: np.ndarray, path: str) -> np.ndarray:
+def _to_rgb(region: np.ndarray) -> np.ndarray:
+    """Grayscale to three equal channels; alpha dropped."""
     if region.ndim == 2:
         return np.repeat(region[..., None], 3, axis=2)
     return region[..., :3]

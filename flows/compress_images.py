@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,21 @@ from emdask import images
 from emdask.cli import dask_cluster, summary_table
 from emdask.readers import read_images
 from emdask.store import StoreError
+
+
+def on_cluster() -> AbstractContextManager[Any]:
+    """Inside a task that prefect_dask's DaskTaskRunner runs on a Dask worker: a client to the same cluster
+    (the task secedes from its worker thread while its EM passes run).  Otherwise the flow's client is already
+    the default and nothing is needed."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except ValueError:
+        return nullcontext()
+    from prefect_dask import get_dask_client
+
+    return get_dask_client()
 
 
 @task(name="discover sources")
@@ -41,9 +57,10 @@ def fit_codebook(
 ) -> dict[str, Any]:
     """Exact K-means over every pixel (passes run on the Dask cluster); checkpointed after each iteration."""
     sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
-    fit = images.fit_codebooks(
-        sources, n_colours=k, psnr=psnr, per_image=per_image, random_state=seed, max_iter=max_iter, checkpoint=checkpoint
-    )
+    with on_cluster():
+        fit = images.fit_codebooks(
+            sources, n_colours=k, psnr=psnr, per_image=per_image, random_state=seed, max_iter=max_iter, checkpoint=checkpoint
+        )
     get_run_logger().info("K=%d after %s passes", fit.k, fit.n_iter)
     return fit.to_dict()
 
@@ -52,7 +69,8 @@ def fit_codebook(
 def encode(paths: list[str], color: str, fit: dict[str, Any], output: str, overwrite: bool, skipped: list[str]) -> dict[str, Any]:
     """One more pass: every image to codes, written atomically as one Zarr image set."""
     sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
-    return images.write_set(sources, output, images.CodebookFit.from_dict(fit), overwrite=overwrite, skipped=skipped)
+    with on_cluster():
+        return images.write_set(sources, output, images.CodebookFit.from_dict(fit), overwrite=overwrite, skipped=skipped)
 
 
 @task(name="report")
@@ -123,8 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--color", choices=["strict", "convert"], default="strict")
     parser.add_argument("--skip-unreadable", action="store_true")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--task-runner", choices=["threads", "dask"], default="threads",
+                        help="dask: run the tasks on the --scheduler cluster through prefect_dask (needs a Prefect server "
+                             "that the workers reach, PREFECT_API_URL)")
     args = parser.parse_args(argv)
-    summary = compress_images(
+    flow_to_run = compress_images
+    if args.task_runner == "dask":
+        if not args.scheduler:
+            parser.error("--task-runner dask needs --scheduler ADDRESS")
+        from prefect_dask import DaskTaskRunner
+
+        flow_to_run = compress_images.with_options(task_runner=DaskTaskRunner(address=args.scheduler))  # type: ignore[arg-type]
+    summary = flow_to_run(
         sources=args.sources, output=args.output, k=args.k, psnr=args.psnr, per_image=args.per_image,
         scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit, max_iter=args.max_iter,
         seed=args.seed, color=args.color, skip_unreadable=args.skip_unreadable, overwrite=args.overwrite,

@@ -202,7 +202,9 @@ def _api(env: dict[str, str], call):
 
 
 @pytest.mark.slow
-def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path):
+@pytest.mark.parametrize("task_runner", ["threads", "dask"])
+def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path, task_runner):
+    """The flow's EM passes run on a real scheduler with two workers; with prefect_dask, its tasks do too."""
     env = prefect_server
     scheduler, address = _scheduler(tmp_path, env)
     workers = [_worker(address, {**env, "PYTHONPATH": str(ROOT)}, tmp_path) for _ in range(2)]
@@ -210,7 +212,8 @@ def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path):
         out = tmp_path / "set.zarr"
         run = subprocess.run(
             [sys.executable, "-m", "flows.compress_images", str(ROOT / "data" / "photos" / "chelsea.png"),
-             str(ROOT / "data" / "photos" / "rocket.jpg"), "-o", str(out), "-k", "4", "--scheduler", address],
+             str(ROOT / "data" / "photos" / "rocket.jpg"), "-o", str(out), "-k", "4", "--scheduler", address,
+             "--task-runner", task_runner],
             env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
         )
         assert run.returncode == 0, run.stderr[-3000:]
@@ -219,6 +222,9 @@ def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path):
         assert images.info(out)["k"] == 4
         runs = _api(env, lambda c: c.read_flow_runs())
         assert any(r.state.is_completed() for r in runs)
+        tasks = _api(env, lambda c: c.read_task_runs())
+        names = {t.name.rsplit("-", 1)[0] for t in tasks if t.state.is_completed()}
+        assert {"discover sources", "fit codebook", "encode and write", "report"} <= names
         keys = {a.key for a in _api(env, lambda c: c.read_artifacts())}
         assert {"image-set-report", "contact-sheet", "convergence"} <= keys
     finally:
