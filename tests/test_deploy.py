@@ -151,18 +151,18 @@ def test_tls_scheduler_refuses_clients_without_certificates(tmp_path):
     try:
         assert address.startswith("tls://127.0.0.1:")
         with pytest.raises((OSError, TimeoutError)):
-            Client(address.replace("tls://", "tcp://"), timeout=5)  # plain TCP to a TLS port
+            Client(address.replace("tls://", "tcp://"), timeout=5, set_as_default=False)  # plain TCP to a TLS port
         with pytest.raises((OSError, TimeoutError, TypeError, ValueError)):
-            Client(address, timeout=5, security=Security())  # TLS without a certificate from the CA
+            Client(address, timeout=5, security=Security(), set_as_default=False)  # TLS without a certificate from the CA
         stranger = tmp_path / "stranger"
         subprocess.run([sys.executable, str(DEPLOY / "make_certs.py"), "--out", str(stranger), "--hosts", "127.0.0.1"], check=True, capture_output=True)
         wrong = Security(tls_ca_file=str(stranger / "ca.pem"), tls_client_cert=str(stranger / "client.pem"),
                          tls_client_key=str(stranger / "client.key"), require_encryption=True)
         with pytest.raises((OSError, TimeoutError)):
-            Client(address, timeout=5, security=wrong)  # a certificate from another CA
+            Client(address, timeout=5, security=wrong, set_as_default=False)  # a certificate from another CA
         good = Security(tls_ca_file=str(certs / "ca.pem"), tls_client_cert=str(certs / "client.pem"),
                         tls_client_key=str(certs / "client.key"), require_encryption=True)
-        with Client(address, timeout=30, security=good) as client:
+        with Client(address, timeout=30, security=good, set_as_default=False) as client:
             client.wait_for_workers(1, timeout=60)
             assert client.submit(sum, [1, 2, 3]).result() == 6
     finally:
