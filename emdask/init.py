@@ -71,7 +71,7 @@ def kmeans_parallel(
     stream: int,
     rng: np.random.Generator,
     oversampling: float = 2.0,
-    rounds: int = 2,
+    rounds: int = 5,
 ) -> np.ndarray:
     """Scalable k-means|| (Bahmani et al. 2012), one pass per round plus one to weight the candidates.
 
@@ -118,7 +118,7 @@ def initial_centres(
     seed: int,
     restart: int,
     oversampling: float = 2.0,
-    rounds: int = 2,
+    rounds: int = 5,
 ) -> np.ndarray:
     """K starting centres by ``method``: "k-means||" over all rows, "k-means++" or "random" on the first pass's sample.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emdask._kernels import MAX_FEATURES, lloyd_chunk
 from emdask._linalg import nearest
 from emdask._stats import Stats, TopK
 from emdask.engine import Iteration
@@ -42,8 +43,19 @@ class Lloyd:
     tol: float = 0.0
 
     def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> KMeansStats:
-        """Assign the chunk's rows to their nearest centre and sum what the M-step needs."""
+        """Assign the chunk's rows to their nearest centre and sum what the M-step needs.
+
+        Few features: one fused compiled pass (``_kernels.lloyd_chunk``); many: distances as matrix
+        products in blocks, then bincounts.
+        """
         k = self.n_clusters
+        if x.shape[1] <= MAX_FEATURES:
+            labels, dist2 = np.empty(len(x), dtype=np.intp), np.empty(len(x))
+            counts, sums = np.zeros(k), np.zeros((k, x.shape[1]))
+            weights = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
+            inertia = lloyd_chunk(x, weights, np.ascontiguousarray(centres.T), labels, dist2, counts, sums)
+            far = TopK.of(k, np.where(weights > 0, dist2, -np.inf), offset, x, (labels, weights))
+            return KMeansStats(counts, sums, float(inertia), far)
         labels, dist2 = nearest(x, centres)
         counts = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
         sums = np.empty((k, x.shape[1]))

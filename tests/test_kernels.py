@@ -1,0 +1,54 @@
+"""The fused K-means kernel against a brute-force reference, for every input dtype, with weights and ties."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emdask import kmeans
+from emdask.kmeans import Lloyd
+
+
+def brute(x: np.ndarray, w: np.ndarray, centres: np.ndarray):
+    """Exact float64 distances, first minimum, weighted sums: the E-step written the plain way."""
+    d = ((x.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(-1)
+    labels = d.argmin(axis=1)
+    dist2 = d[np.arange(len(x)), labels]
+    k = len(centres)
+    counts = np.array([w[labels == j].sum() for j in range(k)])
+    sums = np.array([(w[labels == j, None] * x[labels == j].astype(np.float64)).sum(axis=0) for j in range(k)])
+    return labels, counts, sums, float(w @ dist2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 400), st.integers(1, kmeans.MAX_FEATURES), st.integers(1, 12),
+    st.sampled_from([np.uint8, np.int64, np.float32, np.float64, np.bool_]), st.integers(0, 2**31), st.booleans(),
+)
+def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many exact ties
+    centres = rng.integers(0, 4, (k, d)).astype(np.float64)
+    w = rng.choice([0.0, 0.5, 2.0], n) if weighted else np.ones(n)
+    stats = Lloyd(k).e_step(x, w if weighted else None, 0, centres)
+    labels, counts, sums, inertia = brute(x, w, centres)
+    np.testing.assert_allclose(stats.counts, counts, rtol=1e-12)
+    np.testing.assert_allclose(stats.sums, sums, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(stats.inertia, inertia, rtol=1e-12, atol=1e-12)
+    if len(stats.far.index):
+        np.testing.assert_array_equal(stats.far.extra[:, 0], labels[stats.far.index])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_fused_and_matrix_product_paths_agree_on_pixels(dtype, monkeypatch):
+    from skimage import data
+
+    x = data.coffee().reshape(-1, 3).astype(dtype)
+    centres = x[:: len(x) // 9][:9].astype(np.float64) + 0.37
+    fused = Lloyd(9).e_step(x, None, 0, centres)
+    monkeypatch.setattr(kmeans, "MAX_FEATURES", 0)
+    blas = Lloyd(9).e_step(x, None, 0, centres)
+    np.testing.assert_array_equal(fused.counts, blas.counts)
+    np.testing.assert_allclose(fused.sums, blas.sums, rtol=1e-12)
+    np.testing.assert_allclose(fused.inertia, blas.inertia, rtol=1e-9)
