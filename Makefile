@@ -7,6 +7,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DASK_LOGGING__DISTRIBUTED := error
 export PREFECT_LOGGING_LEVEL ?= INFO
+export PREFECT_LOGGING_EXTRA_LOGGERS ?= emdask
 
 .PHONY: demo test bench typecheck clean
 

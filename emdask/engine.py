@@ -113,6 +113,8 @@ class ChunkedData:
     tries to load a dataset larger than the cluster's memory.
     """
 
+    log_level = logging.INFO
+
     def __init__(self, X: da.Array, weights: da.Array | None = None, *, cache: Cache = "auto", name: str = "X"):
         self.name = name
         self.shape: tuple[int, int] = (int(X.shape[0]), int(X.shape[1]))
@@ -149,8 +151,11 @@ class ChunkedData:
 class InMemoryData:
     """The same pass interface over a NumPy array held by the client (for small sub-problems)."""
 
-    def __init__(self, X: np.ndarray, weights: np.ndarray | None = None):
-        self.X, self.weights, self.shape = X, weights, X.shape
+    #: Passes over a small in-memory sub-problem are logged at DEBUG, not as progress.
+    log_level = logging.DEBUG
+
+    def __init__(self, X: np.ndarray, weights: np.ndarray | None = None, name: str = "in-memory data"):
+        self.X, self.weights, self.shape, self.name = X, weights, X.shape, name
 
     def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
         return fn(self.X, self.weights, 0, *args)
@@ -158,6 +163,8 @@ class InMemoryData:
 
 class Passes(Protocol):
     shape: tuple[int, int]
+    name: str
+    log_level: int
 
     def map_reduce(self, fn: Callable[..., S], *args: Any) -> S: ...
 
@@ -210,7 +217,10 @@ def run_em(
         step = Iteration(it, objective, float(model.shift(params, new)), time.perf_counter() - t0)
         history.append(step)
         params = new
-        logger.info("iteration %d: objective %.10g, shift %.3g, %.3f s", it, step.objective, step.shift, step.seconds)
+        logger.log(
+            data.log_level, "%s: iteration %d: objective %.10g, shift %.3g, %.3f s",
+            data.name, it, step.objective, step.shift, step.seconds,
+        )
         if on_iteration is not None:
             on_iteration(params, history)
         if model.converged(history):

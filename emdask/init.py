@@ -107,7 +107,8 @@ def kmeans_parallel(
         candidates = np.vstack([candidates, candidates[extra]])
         weights = np.concatenate([weights, np.full(len(extra), weights.min() * 1e-9)])
     centres = kmeans_plusplus(candidates, weights, n_clusters, rng)
-    return run_em(Lloyd(n_clusters), InMemoryData(candidates, weights), centres, max_iter=300).params
+    candidates_data = InMemoryData(candidates, weights, name="k-means|| candidates")
+    return run_em(Lloyd(n_clusters), candidates_data, centres, max_iter=300).params
 
 
 def initial_centres(

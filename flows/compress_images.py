@@ -13,6 +13,7 @@ Run it with Prefect's embedded server and a local Dask cluster, no set-up::
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="dask: run the tasks on the --scheduler cluster through prefect_dask (needs a Prefect server "
                              "that the workers reach, PREFECT_API_URL)")
     args = parser.parse_args(argv)
+    logging.getLogger("emdask").setLevel(logging.INFO)  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
     flow_to_run = compress_images
     if args.task_runner == "dask":
         if not args.scheduler:

@@ -11,6 +11,7 @@ mixtures, probabilities can be written to Zarr or Parquet.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    logging.getLogger("emdask").setLevel(logging.INFO)  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
     result = fit_mixture(
         source=args.source, output=args.output, model=args.model, k=args.k, columns=args.columns,
         standardize=args.standardize, covariance_type=args.covariance_type, labels_output=args.labels_output,
