@@ -109,10 +109,16 @@ def fit_codebook(
     k: int,
     random_state: Any = None,
     max_iter: int = 300,
-    init: Any = "k-means||",
+    init: Any = "k-means++",
     checkpoint: str | None = None,
 ) -> tuple[np.ndarray, KMeans]:
-    """A K-colour uint8 codebook by exact K-means over all the given pixels (n, 3)."""
+    """A K-colour uint8 codebook by exact K-means over all the given pixels (n, 3).
+
+    The default initialisation is k-means++ on a weighted random sample of the pixels drawn in the
+    first pass (``KMeans``'s ``init_sample_size``, at least 20 000): for colours a sample starts
+    Lloyd as well as k-means|| does, which costs about 30 passes' work on a large set.  Every
+    Lloyd pass then uses all pixels.
+    """
     km = KMeans(k, init=init, random_state=random_state, max_iter=max_iter, checkpoint=checkpoint).fit(pixels)
     return np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8), km
 
@@ -186,7 +192,7 @@ def fit_codebooks(
     psnr: float | None = None,
     candidates: tuple[int, ...] = K_CANDIDATES,
     per_image: bool = False,
-    init: Any = "k-means||",
+    init: Any = "k-means++",
     random_state: Any = None,
     max_iter: int = 300,
     checkpoint: str | None = None,
@@ -236,7 +242,7 @@ def compress(
     psnr: float | None = None,
     candidates: tuple[int, ...] = K_CANDIDATES,
     per_image: bool = False,
-    init: Any = "k-means||",
+    init: Any = "k-means++",
     random_state: Any = None,
     max_iter: int = 300,
     overwrite: bool = False,
@@ -248,7 +254,7 @@ def compress(
     items.  One codebook is fitted over all pixels of all images (``per_image=False``) or one per
     image.  K is ``n_colours``, or, given ``psnr`` (dB), the smallest of ``candidates`` whose
     reconstruction of the set reaches it (as pngquant's ``--quality``).  ``init`` goes to
-    :class:`emdask.KMeans`.  K larger than the number of distinct colours gives a
+    :class:`emdask.KMeans` (default k-means++ on a sample of the pixels; the fit itself uses all).  K larger than the number of distinct colours gives a
     :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.  ``skipped`` (files
     left out by the reader) is recorded.  Returns the set's summary (also stored in its attributes).
     """
