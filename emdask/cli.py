@@ -78,6 +78,39 @@ def dask_cluster(scheduler: str | None, workers: int, memory_limit: str) -> Iter
         yield client
 
 
+class ProgressBars(logging.Handler):
+    """Progress bars on stderr (rich) for the passes over the data and the images encoded.
+
+    Fed by emdask's log records that carry ``emdask_pass`` (one per pass of a fit over the data)
+    or ``emdask_encoding`` (one per image written).
+    """
+
+    def __init__(self, n_images: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        super().__init__(level=logging.INFO)
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+        )
+        self.passes = self.progress.add_task("passes over the pixels", total=None)
+        self.images = self.progress.add_task("images encoded", total=n_images)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "emdask_pass", None) is not None:
+            self.progress.advance(self.passes)
+        elif getattr(record, "emdask_encoding", None) is not None:
+            self.progress.advance(self.images)
+
+    def __enter__(self) -> ProgressBars:
+        self.progress.start()
+        logging.getLogger("emdask").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("emdask").removeHandler(self)
+        self.progress.stop()
+
+
 def _source_bytes(summary: dict[str, Any]) -> int:
     return sum(os.path.getsize(s) for s in {im.get("source") for im in summary["images"]} if s and os.path.isfile(s))
 
@@ -116,7 +149,7 @@ def _compress(args: argparse.Namespace) -> int:
         args.sources, pattern=args.pattern, color=args.color, on_error="skip" if args.skip_unreadable else "raise"
     )
     log.info("read %d image headers (%d skipped)", len(sources), len(skipped))
-    with dask_cluster(args.scheduler, args.workers, args.memory_limit):
+    with dask_cluster(args.scheduler, args.workers, args.memory_limit), ProgressBars(len(sources)):
         summary = images.compress(
             sources,
             args.output,

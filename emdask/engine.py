@@ -220,6 +220,7 @@ def run_em(
         logger.log(
             data.log_level, "%s: iteration %d: objective %.10g, shift %.3g, %.3f s",
             data.name, it, step.objective, step.shift, step.seconds,
+            extra={"emdask_pass": it},  # for progress displays (the CLI's bars)
         )
         if on_iteration is not None:
             on_iteration(params, history)

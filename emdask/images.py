@@ -307,7 +307,7 @@ def _write_image(
     root: zarr.Group, source: ImageSource, codebook: np.ndarray, n_iter: int, code_dtype: type, per_image: bool
 ) -> dict[str, Any]:
     h, w, _ = source.pixels.shape
-    logger.info("encoding %s (%d x %d) with %d colours", source.name, w, h, len(codebook))
+    logger.info("encoding %s (%d x %d) with %d colours", source.name, w, h, len(codebook), extra={"emdask_encoding": source.name})
     group = root.require_group(f"images/{source.name}")
     if per_image:
         group.create_array("codebook", data=codebook, dimension_names=["code", "channel"])
