@@ -46,7 +46,7 @@ def as_rows(X: Any, name: str = "X") -> tuple[da.Array, bool]:
         )
     if X.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(f"{name} must have a numeric dtype (bool, int, uint or float); got {describe(X)}")
-    if any(math.isnan(c) for c in X.chunks[0]) if not in_memory else False:
+    if not in_memory and any(math.isnan(c) for c in X.chunks[0]):
         raise ValueError(
             f"{name} has unknown chunk sizes along its rows; call {name}.compute_chunk_sizes() "
             "(or dataframe.to_dask_array(lengths=True)) first"

@@ -238,32 +238,23 @@ def compress(
     images: Mapping[str, Any] | Iterable[ImageSource],
     store: Target,
     *,
-    n_colours: int = 16,
-    psnr: float | None = None,
-    candidates: tuple[int, ...] = K_CANDIDATES,
-    per_image: bool = False,
-    init: Any = "k-means++",
-    random_state: Any = None,
-    max_iter: int = 300,
     overwrite: bool = False,
     skipped: Iterable[str] = (),
+    **fit: Any,
 ) -> dict[str, Any]:
     """Compress images to K colours by exact K-means over all their pixels and write one image set at ``store``.
 
     ``images``: a mapping of name to (H, W, 3) uint8 arrays (NumPy or Dask) or :class:`ImageSource`
-    items.  One codebook is fitted over all pixels of all images (``per_image=False``) or one per
-    image.  K is ``n_colours``, or, given ``psnr`` (dB), the smallest of ``candidates`` whose
-    reconstruction of the set reaches it (as pngquant's ``--quality``).  ``init`` goes to
-    :class:`emdask.KMeans` (default k-means++ on a sample of the pixels; the fit itself uses all).  K larger than the number of distinct colours gives a
-    :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.  ``skipped`` (files
-    left out by the reader) is recorded.  Returns the set's summary (also stored in its attributes).
+    items.  ``fit`` are :func:`fit_codebooks`' parameters: ``n_colours`` (K, default 16) or ``psnr``
+    (dB: the smallest of ``candidates`` whose reconstruction of the set reaches it, as pngquant's
+    ``--quality``), ``per_image`` (one codebook per image instead of one over all pixels of all
+    images), ``init``, ``random_state``, ``max_iter``.  K larger than the number of distinct
+    colours gives a :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.
+    ``skipped`` (files left out by the reader) is recorded.  Returns the set's summary (also
+    stored in its attributes).
     """
     sources = _as_sources(images)
-    fit = fit_codebooks(
-        sources, n_colours=n_colours, psnr=psnr, candidates=candidates, per_image=per_image,
-        init=init, random_state=random_state, max_iter=max_iter,
-    )
-    return write_set(sources, store, fit, overwrite=overwrite, skipped=skipped)
+    return write_set(sources, store, fit_codebooks(sources, **fit), overwrite=overwrite, skipped=skipped)
 
 
 def write_set(
