@@ -5,11 +5,8 @@ import asyncio
 import importlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,16 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-ROOT = Path(__file__).parents[1]
+from processes import BIN, QUIET, ROOT, free_port, scheduler_process, stop, wait_for, worker_process
+
 DEPLOY = ROOT / "deploy"
-BIN = Path(sys.executable).parent
-QUIET = {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "DASK_LOGGING__DISTRIBUTED": "error",
-    "PYTHONWARNINGS": "ignore",
-}
 
 
 def test_compose_and_helm_reference_only_what_exists():
@@ -77,59 +67,6 @@ def test_prefect_yaml_entrypoints_exist():
         assert d["schedules"][0]["cron"] and d["work_pool"]["name"] == "emdask-pool"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{what} did not come up in {timeout} s")
-
-
-def _scheduler(tmp_path: Path, env: dict[str, str], protocol: str = "tcp") -> tuple[subprocess.Popen, str]:
-    file = tmp_path / f"scheduler-{protocol}.json"
-    proc = subprocess.Popen(
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol", protocol,
-         "--dashboard-address", ":0", "--scheduler-file", str(file)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    _wait_for(lambda: file.exists() and file.stat().st_size > 0, 60, "dask scheduler")
-    import json
-
-    return proc, json.loads(file.read_text())["address"]
-
-
-def _worker(address: str, env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1",
-         "--local-directory", str(tmp_path / "dask"), "--no-dashboard"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.slow
 def test_tls_scheduler_refuses_clients_without_certificates(tmp_path):
     from distributed import Client
@@ -146,8 +83,8 @@ def test_tls_scheduler_refuses_clients_without_certificates(tmp_path):
         "DASK_DISTRIBUTED__COMM__TLS__WORKER__KEY": str(certs / "worker.key"),
     }
     env = {**os.environ, **QUIET, **tls}
-    scheduler, address = _scheduler(tmp_path, env, "tls")
-    worker = _worker(address, env, tmp_path)
+    scheduler, address = scheduler_process(tmp_path, env, "tls")
+    worker = worker_process(address, env, tmp_path)
     try:
         assert address.startswith("tls://127.0.0.1:")
         with pytest.raises((OSError, TimeoutError)):
@@ -166,15 +103,15 @@ def test_tls_scheduler_refuses_clients_without_certificates(tmp_path):
             client.wait_for_workers(1, timeout=60)
             assert client.submit(sum, [1, 2, 3]).result() == 6
     finally:
-        _stop(worker)
-        _stop(scheduler)
+        stop(worker)
+        stop(scheduler)
 
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A real ``prefect server`` on loopback (stopped by PID), with its own PREFECT_HOME."""
     home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **QUIET, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen(
@@ -185,10 +122,10 @@ def prefect_server(tmp_path_factory) -> Iterator[dict[str, str]]:
     import httpx
 
     try:
-        _wait_for(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, 120, "prefect server")
+        wait_for(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, 120, "prefect server")
         yield {**env, "PREFECT_API_URL": url}
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _api(env: dict[str, str], call):
@@ -206,8 +143,8 @@ def _api(env: dict[str, str], call):
 def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path, task_runner):
     """The flow's EM passes run on a real scheduler with two workers; with prefect_dask, its tasks do too."""
     env = prefect_server
-    scheduler, address = _scheduler(tmp_path, env)
-    workers = [_worker(address, {**env, "PYTHONPATH": str(ROOT)}, tmp_path) for _ in range(2)]
+    scheduler, address = scheduler_process(tmp_path, env)
+    workers = [worker_process(address, {**env, "PYTHONPATH": str(ROOT)}, tmp_path) for _ in range(2)]
     try:
         out = tmp_path / "set.zarr"
         run = subprocess.run(
@@ -229,8 +166,8 @@ def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path, task_run
         assert {"image-set-report", "contact-sheet", "convergence"} <= keys
     finally:
         for w in workers:
-            _stop(w)
-        _stop(scheduler)
+            stop(w)
+        stop(scheduler)
 
 
 @pytest.mark.slow
