@@ -285,20 +285,23 @@ def write_set(
     with write_group(store, overwrite=overwrite, meta=meta) as root:
         if not fit.per_image:
             root.create_array("codebook", data=fit.codebooks[sources[0].name], dimension_names=["code", "channel"])
-        summaries = [
-            _write_image(root, s, fit.codebooks[s.name], n_iter[s.name], code_dtype, fit.per_image) for s in sources
+        pending = [
+            _prepare_image(root, s, fit.codebooks[s.name], n_iter[s.name], code_dtype, fit.per_image) for s in sources
         ]
+        # one graph for every image: Dask encodes and writes them all in parallel, each pixel read once
+        done = dask.compute(*(lazy for *_, lazy in pending))
+        summaries = [_finish_image(g, summary, target, sse) for (g, summary, target, _), (_, sse) in zip(pending, done)]
         total = _set_accounting(root, summaries, fit.k, fit.per_image)
         root.attrs["emdask"] = {**meta, "complete": False, "accounting": total, "fit": fit_summary}
         mark_complete(root)
     return {**meta, "accounting": total, "images": summaries, "fit": fit_summary}
 
 
-def _write_image(
+def _prepare_image(
     root: zarr.Group, source: ImageSource, codebook: np.ndarray, n_iter: int, code_dtype: type, per_image: bool
-) -> dict[str, Any]:
+) -> tuple[zarr.Group, dict[str, Any], Any, Any]:
+    """The image's group, attributes and codes array, its partial summary, and the lazy (write, SSE) of its codes."""
     h, w, _ = source.pixels.shape
-    logger.info("encoding %s (%d x %d) with %d colours", source.name, w, h, len(codebook), extra={"emdask_encoding": source.name})
     group = root.require_group(f"images/{source.name}")
     if per_image:
         group.create_array("codebook", data=codebook, dimension_names=["code", "channel"])
@@ -329,7 +332,6 @@ def _write_image(
     codes, sse = _codes_and_sse(source.pixels, codebook, code_dtype)
     # the codes' Dask chunks are the Zarr tiles (both TILE-aligned from the origin): each task writes whole tiles
     writes = da.store(codes, target, lock=False, compute=False)  # type: ignore[arg-type]
-    _, sse_value = dask.compute(writes, sse)
     n = h * w
     summary: dict[str, Any] = {
         "name": source.name,
@@ -340,13 +342,21 @@ def _write_image(
         "k": len(codebook),
         "codebook": "codebook" if per_image else "../../codebook",
         "n_iter": n_iter,
-        "psnr_db": psnr_from_sse(float(sse_value), n * 3),
+        "psnr_db": None,
         "accounting": {
             **bit_accounting(n, len(codebook)),
-            "bytes_codes": int(target.nbytes_stored()),
             "bytes_codebook": int(group["codebook"].nbytes_stored()) if per_image else 0,  # type: ignore[union-attr]
         },
     }
+    return group, summary, target, (writes, sse)
+
+
+def _finish_image(group: zarr.Group, summary: dict[str, Any], target: Any, sse: float) -> dict[str, Any]:
+    """Once the codes are written: the PSNR and the bytes stored, in the image's attributes."""
+    n = summary["shape"][0] * summary["shape"][1]
+    summary = {**summary, "psnr_db": psnr_from_sse(float(sse), 3 * n)}
+    summary["accounting"] = {**summary["accounting"], "bytes_codes": int(target.nbytes_stored())}
+    logger.info("encoded %s: PSNR %.2f dB", summary["name"], summary["psnr_db"], extra={"emdask_encoding": summary["name"]})
     group.attrs["emdask"] = summary
     return summary
 
