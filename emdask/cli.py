@@ -5,7 +5,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -202,11 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     logging.getLogger("emdask").setLevel(logging.INFO)
     command = {"compress": _compress, "decompress": _decompress, "info": _info}[args.command]
+    return one_line_errors("emdask", lambda: command(args))
+
+
+def one_line_errors(prog: str, run: Callable[[], int]) -> int:
+    """``run()``, with a bad input's error as one line ``prog: error: ...`` on stderr and exit status 1."""
     try:
-        return command(args)
+        return run()
     except (ValueError, TypeError, OSError) as exc:
         message = " ".join(str(exc).split())
-        print(f"emdask: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
 
 

@@ -37,7 +37,7 @@ from zarr.codecs import ZstdCodec
 from emdask._linalg import nearest
 from emdask._validation import check_int, describe
 from emdask.cluster import KMeans
-from emdask.store import Target, mark_complete, read_array, read_group, write_group
+from emdask.store import Target, check_writable, mark_complete, read_array, read_group, write_group
 
 logger = logging.getLogger("emdask")
 
@@ -254,6 +254,7 @@ def compress(
     stored in its attributes).
     """
     sources = _as_sources(images)
+    check_writable(store, overwrite=overwrite)  # before the fit, not after hours of it
     return write_set(sources, store, fit_codebooks(sources, **fit), overwrite=overwrite, skipped=skipped)
 
 

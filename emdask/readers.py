@@ -20,12 +20,13 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import dask.array as da
 import numpy as np
 
 from emdask.images import TILE, ImageSource
+from emdask.tables import read_zarr
 
 logger = logging.getLogger("emdask")
 
@@ -168,7 +169,7 @@ def _zarr_sources(path: str) -> list[ImageSource]:
         return [ImageSource(m["name"], images.decompress(path, m["name"]), m.get("source") or path) for m in meta["images"]]
     if not isinstance(node, zarr.Array) or node.ndim != 3 or node.shape[2] not in (3, 4) or node.dtype != np.uint8:
         raise ImageReadError(f"Zarr store {path} is neither an emdask image set nor a (height, width, 3) uint8 array")
-    arr = da.from_zarr(node)[..., :3]
+    arr = read_zarr(path)[..., :3]
     return [ImageSource(Path(path.rstrip("/")).stem, arr.rechunk((TILE, TILE, 3)), path)]
 
 

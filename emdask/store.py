@@ -46,6 +46,31 @@ def _is_zip(target: Target) -> bool:
     return not isinstance(target, Store) and not _is_url(target) and str(target).endswith(".zip")
 
 
+def check_writable(target: Target, *, overwrite: bool) -> None:
+    """Fail before any long work if ``target`` cannot be written: it exists (without ``overwrite``),
+    or a local path's nearest existing folder is a file or not writable."""
+    name = describe_target(target)
+    if isinstance(target, Store):
+        return
+    if _is_url(target):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(str(target))
+        if fs.exists(path) and not overwrite:
+            raise FileExistsError(f"{name} already exists; pass overwrite=True to replace it")
+        return
+    final = Path(target)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{name} already exists; pass overwrite=True to replace it")
+    parent = final.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot write {name}: {str(parent)!r} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {name}: no permission to write in {str(parent)!r}")
+
+
 @contextmanager
 def write_group(target: Target, *, overwrite: bool, meta: dict[str, Any]) -> Iterator[zarr.Group]:
     """A new Zarr group that appears at ``target`` complete or not at all.
@@ -81,9 +106,8 @@ def write_group(target: Target, *, overwrite: bool, meta: dict[str, Any]) -> Ite
             raise FileExistsError(f"{name} already holds a Zarr group; pass overwrite=True to replace it")
         yield _body(zarr.open_group(target, mode="w", zarr_format=3), meta)
         return
+    check_writable(target, overwrite=overwrite)
     final = Path(target)
-    if final.exists() and not overwrite:
-        raise FileExistsError(f"{name} already exists; pass overwrite=True to replace it")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
     try:

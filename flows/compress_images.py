@@ -23,9 +23,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
 from emdask import images
-from emdask.cli import dask_cluster, summary_table
+from emdask.cli import dask_cluster, one_line_errors, summary_table
 from emdask.readers import read_images
-from emdask.store import StoreError
+from flows import retry_unless_bad_input
+from emdask.store import StoreError, check_writable
 
 
 def on_cluster() -> AbstractContextManager[Any]:
@@ -52,7 +53,7 @@ def discover(sources: list[str], pattern: str, color: str, skip_unreadable: bool
     return {"paths": paths, "skipped": skipped, "pixels": sum(s.pixels.shape[0] * s.pixels.shape[1] for s in found)}
 
 
-@task(name="fit codebook", retries=2, retry_delay_seconds=1)
+@task(name="fit codebook", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def fit_codebook(
     paths: list[str], color: str, k: int, psnr: float | None, per_image: bool, max_iter: int, seed: int, checkpoint: str
 ) -> dict[str, Any]:
@@ -93,6 +94,24 @@ def report(summary: dict[str, Any], output: str) -> str:
     return str(where)
 
 
+def finished_set(output: str, paths: list[str], k: int, psnr: float | None, per_image: bool) -> dict[str, Any] | None:
+    """The summary of ``output`` if it is a complete image set of these files and settings (a re-run returns it);
+    None if nothing is there.  Anything else at ``output`` is an error: it is never replaced without overwrite."""
+    try:
+        done = images.info(output)
+    except StoreError:
+        check_writable(output, overwrite=False)
+        return None
+    wanted = {"sources": sorted(paths), "codebook": "per-image" if per_image else "shared",
+              "k" if psnr is None else "psnr_target": k if psnr is None else psnr}
+    held = {"sources": sorted(str(im.get("source")) for im in done["images"]), "codebook": done["codebook"],
+            "k" if psnr is None else "psnr_target": done["k"] if psnr is None else done["psnr_target"]}
+    if held != wanted:
+        differ = ", ".join(f"{key}={held[key]!r} (asked {wanted[key]!r})" for key in wanted if held[key] != wanted[key])
+        raise FileExistsError(f"{output!r} already holds another image set ({differ}); pass overwrite=True to replace it")
+    return done
+
+
 @flow(name="compress-images")
 def compress_images(
     sources: list[str],
@@ -111,16 +130,14 @@ def compress_images(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Compress ``sources`` (files, directories, Zarr stores) into the image set ``output``; returns its summary."""
-    logger = get_run_logger()
+    check_writable(output, overwrite=True)
+    found = discover(sources, pattern, color, skip_unreadable)
     if not overwrite:
-        try:
-            done = images.info(output)
-            logger.info("%s is already a complete image set; pass overwrite=True to recompute it", output)
+        done = finished_set(output, found["paths"], k, psnr, per_image)
+        if done is not None:
+            get_run_logger().info("%s is already this image set, complete; pass overwrite=True to recompute it", output)
             return done
-        except StoreError:
-            pass
     with dask_cluster(scheduler, workers, memory_limit):
-        found = discover(sources, pattern, color, skip_unreadable)
         fit = fit_codebook(found["paths"], color, k, psnr, per_image, max_iter, seed, f"{output.rstrip('/')}.checkpoint")
         summary = encode(found["paths"], color, fit, output, overwrite, found["skipped"])
     report(summary, output)
@@ -154,14 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         from prefect_dask import DaskTaskRunner
 
         flow_to_run = compress_images.with_options(task_runner=DaskTaskRunner(address=args.scheduler))  # type: ignore[arg-type]
-    summary = flow_to_run(
-        sources=args.sources, output=args.output, k=args.k, psnr=args.psnr, per_image=args.per_image,
-        scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit, max_iter=args.max_iter,
-        seed=args.seed, color=args.color, skip_unreadable=args.skip_unreadable, overwrite=args.overwrite,
-    )
-    print(summary_table(summary))
-    print(f"written: {args.output} (report in {args.output.rstrip('/')}.report/)")
-    return 0
+
+    def run() -> int:
+        summary = flow_to_run(
+            sources=args.sources, output=args.output, k=args.k, psnr=args.psnr, per_image=args.per_image,
+            scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit, max_iter=args.max_iter,
+            seed=args.seed, color=args.color, skip_unreadable=args.skip_unreadable, overwrite=args.overwrite,
+        )
+        print(summary_table(summary))
+        print(f"written: {args.output} (report in {args.output.rstrip('/')}.report/)")
+        return 0
+
+    return one_line_errors(parser.prog, run)
 
 
 if __name__ == "__main__":

@@ -13,47 +13,34 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import dask.array as da
 import dask.dataframe as dd
-import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 import emdask
-from emdask.cli import dask_cluster
-from emdask.store import StoreError
+from emdask._validation import check_int
+from emdask.cli import dask_cluster, one_line_errors
+from flows import retry_unless_bad_input
+from emdask.store import StoreError, check_writable
+from emdask.tables import read_table, standardized
 
 Model = Literal["kmeans", "gmm", "bernoulli"]
 
 
-def load_table(source: str, columns: list[str] | None, standardize: bool) -> tuple[da.Array, list[str], dict[str, list[float]]]:
-    """The table as a row-chunked float Dask array, its column names, and the scaling applied."""
-    path = source.rstrip("/")
-    if path.endswith(".npy"):
-        X = da.from_array(np.load(path, mmap_mode="r"), chunks=("auto", -1))
-        names = [f"x{i}" for i in range(X.shape[1])]
-    elif path.endswith(".zarr"):
-        X = da.from_zarr(path)
-        names = [f"x{i}" for i in range(X.shape[1])]
-    else:
-        frame = dd.read_parquet(source) if path.endswith((".parquet", ".pq")) or Path(path).is_dir() else dd.read_csv(source)
-        names = list(columns) if columns else [c for c in frame.columns if np.issubdtype(frame[c].dtype, np.number)]
-        missing = [c for c in names if c not in frame.columns]
-        if missing:
-            raise ValueError(f"columns {missing} are not in {source}; it has {list(frame.columns)}")
-        X = frame[names].to_dask_array(lengths=True).astype(np.float64)
-    if columns and path.endswith((".npy", ".zarr")):
-        raise ValueError(f"columns can only be chosen in CSV or Parquet tables; {source} is an array")
-    scaling: dict[str, list[float]] = {}
-    if standardize:
-        mean, std = da.compute(X.mean(axis=0), X.std(axis=0))
-        std = np.where(std > 0, std, 1.0)
-        X = (X - mean) / std
-        scaling = {"mean": mean.tolist(), "std": std.tolist()}
-    return X, names, scaling
+@contextmanager
+def naming(source: str) -> Iterator[None]:
+    """Bad-input errors raised inside say which table they are about."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if source in str(exc):
+            raise
+        raise type(exc)(f"{source!r}: {exc}") from exc
 
 
 def _estimator(model: Model, k: int, seed: int, max_iter: int, checkpoint: str | None, covariance_type: str) -> Any:
@@ -64,13 +51,22 @@ def _estimator(model: Model, k: int, seed: int, max_iter: int, checkpoint: str |
     return emdask.BernoulliMixture(k, random_state=seed, max_iter=max_iter, checkpoint=checkpoint)
 
 
-@task(name="fit", retries=2, retry_delay_seconds=1)
+@task(name="fit", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def fit(
     source: str, columns: list[str] | None, standardize: bool, model: Model, ks: list[int], covariance_type: str,
     seed: int, max_iter: int, output: str, overwrite: bool,
 ) -> dict[str, Any]:
     """Fit each candidate K (checkpointed per iteration), keep the lowest BIC (or inertia for one K), save it."""
-    X, names, scaling = load_table(source, columns, standardize)
+    with naming(source):
+        X, names = read_table(source, columns)
+        X, scaling = standardized(X, None) if standardize else (X, {})
+        return _fit_and_save(X, names, scaling, model, ks, covariance_type, seed, max_iter, output, overwrite)
+
+
+def _fit_and_save(
+    X: da.Array, names: list[str], scaling: dict[str, list[float]], model: Model, ks: list[int], covariance_type: str,
+    seed: int, max_iter: int, output: str, overwrite: bool,
+) -> dict[str, Any]:
     table = []
     best: tuple[float, Any] | None = None
     for k in ks:
@@ -93,9 +89,13 @@ def fit(
 
 
 @task(name="write labels")
-def write_labels(source: str, columns: list[str] | None, standardize: bool, output: str, labels_output: str) -> str:
+def write_labels(
+    source: str, columns: list[str] | None, scaling: dict[str, list[float]], output: str, labels_output: str, overwrite: bool
+) -> str:
     """Per-row labels (and probabilities for mixtures) to Zarr or Parquet, chunk by chunk."""
-    X, _, _ = load_table(source, columns, standardize)
+    X, _ = read_table(source, columns)
+    if scaling:
+        X, _ = standardized(X, scaling)
     est = emdask.load(output)
     labels = est.predict(X)
     if labels_output.rstrip("/").endswith(".parquet"):
@@ -106,10 +106,28 @@ def write_labels(source: str, columns: list[str] | None, standardize: bool, outp
         frame = dd.concat([dd.from_dask_array(v, columns=[k]) for k, v in parts.items()], axis=1)
         frame.to_parquet(labels_output, write_index=False)
     else:
-        labels.to_zarr(labels_output, component="labels", overwrite=True)
+        labels.to_zarr(labels_output, component="labels", overwrite=overwrite)
         if hasattr(est, "predict_proba"):
-            est.predict_proba(X).to_zarr(labels_output, component="probabilities", overwrite=True)
+            est.predict_proba(X).to_zarr(labels_output, component="probabilities", overwrite=overwrite)
     return labels_output
+
+
+def finished_model(output: str, model: Model, ks: list[int], covariance_type: str) -> bool:
+    """Whether ``output`` holds a complete model of this kind, with one of these K (a re-run keeps it); False
+    if nothing is there.  Anything else at ``output`` is an error: it is never replaced without overwrite."""
+    try:
+        held = emdask.load(output)
+    except StoreError:
+        check_writable(output, overwrite=False)
+        return False
+    wanted = {"kmeans": emdask.KMeans, "gmm": emdask.GaussianMixture, "bernoulli": emdask.BernoulliMixture}[model]
+    k = held.n_clusters if isinstance(held, emdask.KMeans) else getattr(held, "n_components", None)
+    same = type(held) is wanted and k in ks and getattr(held, "covariance_type", covariance_type) == covariance_type
+    if not same:
+        raise FileExistsError(
+            f"{output!r} already holds another model ({type(held).__name__} with K={k}); pass overwrite=True to replace it"
+        )
+    return True
 
 
 @flow(name="fit-mixture")
@@ -130,20 +148,20 @@ def fit_mixture(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fit ``model`` to the table ``source`` and save it to ``output``; K by BIC when ``k`` lists several."""
-    logger = get_run_logger()
     if model == "kmeans" and len(k) > 1:
         raise ValueError("k lists several values, but K-means has no likelihood to compare them by BIC; give one k")
-    if not overwrite:
-        try:
-            emdask.load(output)
-            logger.info("%s already holds a fitted model; pass overwrite=True to refit", output)
-            return {"output": output, "skipped": True}
-        except StoreError:
-            pass
+    for value in k:
+        check_int(value, "k", 1)
+    if labels_output:
+        check_writable(labels_output, overwrite=overwrite)
+    check_writable(output, overwrite=True)
+    if not overwrite and finished_model(output, model, list(k), covariance_type):
+        get_run_logger().info("%s already holds this fitted model; pass overwrite=True to refit", output)
+        return {"output": output, "skipped": True}
     with dask_cluster(scheduler, workers, memory_limit):
         result = fit(source, columns, standardize, model, list(k), covariance_type, seed, max_iter, output, overwrite)
         if labels_output:
-            result["labels"] = write_labels(source, columns, standardize, output, labels_output)
+            result["labels"] = write_labels(source, columns, result["scaling"], output, labels_output, overwrite)
     lines = [f"| {r['k']} | {r['n_iter']} | {r.get('bic', r.get('inertia')):.6g} |" for r in result["table"]]
     create_markdown_artifact(
         f"# {model} on `{source}`\n\nchosen K = {result['k']}, {result['n_rows']:,} rows, columns {result['columns']}\n\n"
@@ -168,13 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     logging.getLogger("emdask").setLevel(logging.INFO)  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
-    result = fit_mixture(
-        source=args.source, output=args.output, model=args.model, k=args.k, columns=args.columns,
-        standardize=args.standardize, covariance_type=args.covariance_type, labels_output=args.labels_output,
-        scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
-    )
-    print(result)
-    return 0
+
+    def run() -> int:
+        result = fit_mixture(
+            source=args.source, output=args.output, model=args.model, k=args.k, columns=args.columns,
+            standardize=args.standardize, covariance_type=args.covariance_type, labels_output=args.labels_output,
+            scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
+        )
+        print(result)
+        return 0
+
+    return one_line_errors(parser.prog, run)
 
 
 if __name__ == "__main__":
