@@ -9,9 +9,22 @@ import numpy as np
 BLOCK_ENTRIES = 2**18
 
 
-def compute_dtype(dtype: np.dtype) -> type[np.floating]:
-    """float32 data is computed in float32; everything else (ints, bools, float64) in float64."""
-    return np.float32 if dtype == np.float32 else np.float64
+#: float32 squares neither overflow nor underflow for |x - shift| in this range.
+_FLOAT32_SCALES = (1e-15, 1e15)
+
+
+def centred(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``x - shift`` in float32 for float32 data whose squares fit float32's range, else in float64.
+
+    Ints, bools and float64 are computed in float64; so are float32 values so large (1e30) or so
+    small (1e-30) that their squared distances would be inf or 0 in float32.
+    """
+    if x.dtype == np.float32:
+        xs = x - shift.astype(np.float32)
+        scale = float(np.abs(xs).max(initial=0.0))
+        if scale == 0.0 or _FLOAT32_SCALES[0] < scale < _FLOAT32_SCALES[1]:
+            return xs
+    return x.astype(np.float64) - shift
 
 
 def row_blocks(n: int, n_centres: int) -> Iterator[slice]:
@@ -23,10 +36,9 @@ def row_blocks(n: int, n_centres: int) -> Iterator[slice]:
 
 def sq_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances (n, K) as ``|x|^2 - 2 x.c + |c|^2``, shifted by the centres' mean for precision."""
-    ctype = compute_dtype(x.dtype)
     shift = centres.mean(axis=0)
-    xs = x.astype(ctype) - shift.astype(ctype)
-    cs = (centres - shift).astype(ctype)
+    xs = centred(x, shift)
+    cs = (centres - shift).astype(xs.dtype)
     d = np.einsum("ij,ij->i", xs, xs)[:, None] - 2.0 * (xs @ cs.T) + np.einsum("ij,ij->i", cs, cs)[None, :]
     return np.maximum(d, 0, out=d)
 
@@ -37,15 +49,14 @@ def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     The argmin uses the matrix-product form in the data's precision; the distance of the chosen
     centre is recomputed from the residual, so inertia carries no cancellation error.
     """
-    ctype = compute_dtype(x.dtype)
     shift = centres.mean(axis=0)
-    cs = (centres - shift).astype(ctype)
+    cs = centres - shift
     half_norms = 0.5 * np.einsum("ij,ij->i", cs, cs)
     labels = np.empty(len(x), dtype=np.intp)
     dist2 = np.empty(len(x), dtype=np.float64)
     for rows in row_blocks(len(x), len(centres)):
-        xs = x[rows].astype(ctype) - shift.astype(ctype)
-        lab = np.argmin(half_norms[None, :] - xs @ cs.T, axis=1)
+        xs = centred(x[rows], shift)
+        lab = np.argmin(half_norms.astype(xs.dtype)[None, :] - xs @ cs.T.astype(xs.dtype), axis=1)
         resid = x[rows].astype(np.float64) - centres[lab]
         labels[rows] = lab
         dist2[rows] = np.einsum("ij,ij->i", resid, resid)
