@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,18 +65,50 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
 
 @contextmanager
 def dask_cluster(scheduler: str | None, workers: int, memory_limit: str) -> Iterator[Any]:
-    """A client to ``scheduler``, or to a local cluster of ``workers`` processes (one thread each)."""
+    """A client to ``scheduler``, or to a local cluster of ``workers`` processes (one thread each).
+
+    The client is current in this thread only, so flows run at once in one process (threads)
+    each compute on their own cluster.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler:
-        with Client(scheduler) as client:
+        with Client(scheduler, set_as_default=False) as client, _current(client):
             yield client
         return
     if workers < 1:
         raise ValueError(f"--workers must be at least 1; got {workers}")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc, Client(lc) as client:
+    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc, \
+            Client(lc, set_as_default=False) as client, _current(client):
         logging.getLogger("emdask").info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
         yield client
+
+
+_current_users = 0
+_current_lock = threading.Lock()
+_current_saved: Any = None
+
+
+@contextmanager
+def _current(client: Any) -> Iterator[None]:
+    """``client.as_current()``, safe in threads: Dask's ``scheduler`` setting is process-wide, and
+    nested ``dask.config.set`` calls that exit out of order would leave it pointing at a closed
+    client, so the first user sets it and the last one restores it; the client itself is per thread."""
+    import dask
+
+    global _current_users, _current_saved
+    with _current_lock:
+        if _current_users == 0:
+            _current_saved = dask.config.set(scheduler="dask.distributed")
+        _current_users += 1
+    try:
+        with client.as_current():
+            yield
+    finally:
+        with _current_lock:
+            _current_users -= 1
+            if _current_users == 0:
+                _current_saved.__exit__(None, None, None)
 
 
 class ProgressBars(logging.Handler):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import zarr
@@ -28,6 +29,7 @@ from zarr.abc.store import Store
 
 SCHEMA_VERSION = 1
 Target = str | os.PathLike[str] | Store
+T = TypeVar("T")
 
 
 class StoreError(ValueError):
@@ -133,7 +135,7 @@ def write_group(target: Target, *, overwrite: bool, meta: dict[str, Any]) -> Ite
 
 
 def _body(group: zarr.Group, meta: dict[str, Any]) -> zarr.Group:
-    group.attrs["emdask"] = {**meta, "complete": False}
+    group.attrs["emdask"] = {**meta, "write_id": uuid.uuid4().hex, "complete": False}
     return group
 
 
@@ -154,16 +156,19 @@ def _swap_directory(new: Path, final: Path) -> None:
         os.rename(new, final)
 
 
+def _open(target: Target) -> zarr.Group:
+    if _is_zip(target):
+        if not Path(str(target)).is_file():
+            raise FileNotFoundError(f"no such file: {target}")
+        return zarr.open_group(zarr.storage.ZipStore(str(target), mode="r"), mode="r")
+    return zarr.open_group(target, mode="r")
+
+
 def read_group(target: Target, kind: str | tuple[str, ...] | None = None) -> tuple[zarr.Group, dict[str, Any]]:
     """Open an emdask store for reading and check it: a Zarr group, written by emdask, complete, of a known schema."""
     name = describe_target(target)
     try:
-        if _is_zip(target):
-            if not Path(str(target)).is_file():
-                raise FileNotFoundError(f"no such file: {target}")
-            group = zarr.open_group(zarr.storage.ZipStore(str(target), mode="r"), mode="r")
-        else:
-            group = zarr.open_group(target, mode="r")
+        group = _open(target)
     except Exception as exc:
         raise StoreError(f"{name} is not a Zarr group that emdask can open ({type(exc).__name__}: {exc})") from None
     meta = group.attrs.get("emdask")
@@ -181,6 +186,52 @@ def read_group(target: Target, kind: str | tuple[str, ...] | None = None) -> tup
     if kinds is not None and meta.get("kind") not in kinds:
         raise StoreError(f"{name} holds an emdask {meta.get('kind')!r}, not {' or '.join(map(repr, kinds))}")
     return group, meta
+
+
+def read_snapshot(
+    target: Target, kind: str | tuple[str, ...], read: Callable[[zarr.Group, dict[str, Any]], T], timeout: float = 5.0
+) -> T:
+    """``read(group, meta)`` on one whole write of ``target``, even while another process replaces it.
+
+    Every write has its own ``write_id``.  A read during which the id changed (its arrays may come
+    from two writes), or that failed while the store was between the two renames of a swap, is
+    done again, for up to ``timeout`` seconds; so a reader never returns a torn model.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        first: str | None = None
+        try:
+            group, meta = read_group(target, kind)
+            first = meta.get("write_id")
+            result = read(group, meta)
+            if first is None or _write_id(target) == first:
+                return result
+        except Exception:  # a file or chunk that vanished mid-read shows as various errors
+            if time.monotonic() > deadline or not _replaced_since(target, first):
+                raise
+        if time.monotonic() > deadline:
+            raise StoreError(f"{describe_target(target)} was replaced again and again while it was read; try later")
+        time.sleep(0.005)
+
+
+def _write_id(target: Target) -> str | None:
+    try:
+        meta: Any = _open(target).attrs["emdask"]
+        return str(meta["write_id"])
+    except Exception:
+        return None
+
+
+def _replaced_since(target: Target, first: str | None) -> bool:
+    """Whether a failed read overlapped a replacement: another write id now, or a swap under way
+    (the old store renamed aside, the new one not yet in place)."""
+    now = _write_id(target)
+    if first is not None or now is not None:
+        return now != first
+    if isinstance(target, Store) or _is_url(target):
+        return False
+    final = Path(target)
+    return any(final.parent.glob(f".{final.name}.old-*"))
 
 
 def read_array(group: zarr.Group, key: str, target: Target) -> np.ndarray:
@@ -245,8 +296,10 @@ def load(target: Target) -> Any:
     from emdask.mixture import BernoulliMixture, GaussianMixture
 
     classes = {cls.__name__: cls for cls in (KMeans, GaussianMixture, BernoulliMixture)}
-    group, meta = read_group(target, tuple(classes))
-    cls = classes[meta["kind"]]
+    return read_snapshot(target, tuple(classes), lambda group, meta: _model(classes[meta["kind"]], group, meta, target))
+
+
+def _model(cls: Any, group: zarr.Group, meta: dict[str, Any], target: Target) -> Any:
     params = dict(meta.get("params", {}))
     if "params" in group:
         for key in group["params"].array_keys():  # type: ignore[union-attr]

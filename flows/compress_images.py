@@ -140,7 +140,7 @@ def compress_images(
     with dask_cluster(scheduler, workers, memory_limit):
         fit = fit_codebook(found["paths"], color, k, psnr, per_image, max_iter, seed, f"{output.rstrip('/')}.checkpoint")
         summary = encode(found["paths"], color, fit, output, overwrite, found["skipped"])
-    report(summary, output)
+        report(summary, output)
     return summary
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import os
 import shutil
@@ -87,16 +88,21 @@ def test_tls_scheduler_refuses_clients_without_certificates(tmp_path):
     worker = worker_process(address, env, tmp_path)
     try:
         assert address.startswith("tls://127.0.0.1:")
+        # each refused Client is collected at once: distributed deadlocks when a failed Client's __del__ runs
+        # inside the next Client's start (the garbage collector can pick that moment)
         with pytest.raises((OSError, TimeoutError)):
             Client(address.replace("tls://", "tcp://"), timeout=5, set_as_default=False)  # plain TCP to a TLS port
+        gc.collect()
         with pytest.raises((OSError, TimeoutError, TypeError, ValueError)):
             Client(address, timeout=5, security=Security(), set_as_default=False)  # TLS without a certificate from the CA
+        gc.collect()
         stranger = tmp_path / "stranger"
         subprocess.run([sys.executable, str(DEPLOY / "make_certs.py"), "--out", str(stranger), "--hosts", "127.0.0.1"], check=True, capture_output=True)
         wrong = Security(tls_ca_file=str(stranger / "ca.pem"), tls_client_cert=str(stranger / "client.pem"),
                          tls_client_key=str(stranger / "client.key"), require_encryption=True)
         with pytest.raises((OSError, TimeoutError)):
             Client(address, timeout=5, security=wrong, set_as_default=False)  # a certificate from another CA
+        gc.collect()
         good = Security(tls_ca_file=str(certs / "ca.pem"), tls_client_cert=str(certs / "client.pem"),
                         tls_client_key=str(certs / "client.key"), require_encryption=True)
         with Client(address, timeout=30, security=good, set_as_default=False) as client:
