@@ -184,3 +184,30 @@ def test_killed_write_leaves_previous_store_intact(tmp_path, photo_set):
     assert images.info(path)["images"][0]["name"] == "coffee"
     with pytest.raises(StoreError, match="is incomplete"):
         images.info(partial[0])
+
+
+@pytest.mark.parametrize("chunk_rows", [150_000, 1_000_000])
+def test_counted_colours_give_exactly_the_all_pixel_fit(chunk_rows):
+    """Lloyd on each chunk's distinct colours weighted by their counts equals Lloyd on every pixel, exactly."""
+    import dask.array as da
+
+    pixels = np.concatenate([getattr(data, n)()[..., :3].reshape(-1, 3) for n in ("astronaut", "coffee", "chelsea")])
+    X = da.from_array(pixels, chunks=(chunk_rows, 3))
+    colours, counts = images.count_colours(X)
+    for block in range(X.numblocks[0]):
+        rows = X.blocks[block].compute()
+        expected, expected_counts = np.unique(rows, axis=0, return_counts=True)
+        np.testing.assert_array_equal(colours.blocks[block].compute(), expected)
+        np.testing.assert_array_equal(counts.blocks[block].compute(), expected_counts)
+    assert colours.shape[0] < len(pixels) // 2  # real photos repeat their colours
+
+    init = np.unique(pixels, axis=0)[::9973][:12].astype(np.float64)
+    every = emdask.KMeans(12, init=init, max_iter=200).fit(X)
+    counted = emdask.KMeans(12, init=init, max_iter=30, tol=0).fit(colours, sample_weight=counts)
+    same_passes = emdask.KMeans(12, init=init, max_iter=30, tol=0).fit(X)
+    np.testing.assert_array_equal(counted.cluster_centers_, same_passes.cluster_centers_)
+    assert counted.inertia_ == pytest.approx(same_passes.inertia_, rel=1e-12)
+    codebook, km = images.fit_codebook(X, 12, init=init, max_iter=200)  # the image path counts colours
+    assert km.n_iter_ == every.n_iter_ and every.converged_ and km.n_features_in_ == 3
+    np.testing.assert_array_equal(km.cluster_centers_, every.cluster_centers_)
+    np.testing.assert_array_equal(codebook, np.clip(np.rint(every.cluster_centers_), 0, 255).astype(np.uint8))
