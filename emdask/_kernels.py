@@ -1,10 +1,14 @@
-"""Compiled chunk kernels (numba): the K-means E-step fused into one pass over the rows.
+"""Compiled chunk kernels (numba): the K-means and diagonal-GMM E-steps fused into one pass over the rows.
 
 For few features (image pixels: D = 3) a fused loop beats the matrix-product path: per row it
 computes the K exact squared distances in float64 (the inner loop runs over the centres, which
 LLVM vectorises), takes the first minimum, and adds the row to its cluster's count, sum and
 inertia, with no (rows x K) block in memory.  Runs without the GIL, so Dask's threads run it in
 parallel; numba's own threading is not used (one level of parallelism).
+
+The diagonal (and spherical) Gaussian mixture's E-step is fused the same way: per row the K
+log-densities, their log-sum-exp and the moments about each mean, with no (rows x K) block; for
+1 M x 8, K=8 it is several times faster than the blocked NumPy path (bench/).
 """
 from __future__ import annotations
 
@@ -54,3 +58,49 @@ def lloyd_chunk(
         for j in range(d):
             sums[best, j] += wi * np.float64(x[i, j])
     return inertia
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def gaussian_diag_chunk(
+    x: np.ndarray,
+    w: np.ndarray,
+    means: np.ndarray,
+    prec_chol: np.ndarray,
+    log_const: np.ndarray,
+    nk: np.ndarray,
+    sx: np.ndarray,
+    sxx: np.ndarray,
+) -> float:
+    """One fused pass of the diagonal-covariance GMM E-step; returns the weighted log-likelihood.
+
+    Per row: log(pi_k N(x | mu_k, diag)) = ``log_const[k] - 0.5 |(x - mu_k) * prec_chol[k]|^2``,
+    responsibilities by log-sum-exp, then ``nk``, ``sx`` and ``sxx`` (K, D) gain ``w r (x - mu_k)``
+    and its square: moments about each current mean, as the plain path computes them.
+    """
+    n, d = x.shape
+    k = means.shape[0]
+    logp = np.empty(k)
+    total = 0.0
+    for i in range(n):
+        top = -np.inf
+        for c in range(k):
+            s = 0.0
+            for j in range(d):
+                t = (np.float64(x[i, j]) - means[c, j]) * prec_chol[c, j]
+                s += t * t
+            logp[c] = log_const[c] - 0.5 * s
+            top = max(top, logp[c])
+        z = 0.0
+        for c in range(k):
+            logp[c] = np.exp(logp[c] - top)
+            z += logp[c]
+        wi = w[i]
+        total += wi * (top + np.log(z))
+        for c in range(k):
+            r = wi * logp[c] / z
+            nk[c] += r
+            for j in range(d):
+                y = np.float64(x[i, j]) - means[c, j]
+                sx[c, j] += r * y
+                sxx[c, j] += r * y * y
+    return total

@@ -61,3 +61,17 @@ def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         labels[rows] = lab
         dist2[rows] = np.einsum("ij,ij->i", resid, resid)
     return labels, dist2
+
+
+def log_responsibilities(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise log-sum-exp (n,) of log-probabilities (n, K) and the responsibilities exp(logp - lse) (n, K).
+
+    One exp per entry, reused for both (scipy's ``logsumexp`` then a second exp costs twice as much).
+    """
+    top = logp.max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    resp = np.exp(logp - top)
+    total = resp.sum(axis=1, keepdims=True)
+    resp /= total
+    with np.errstate(divide="ignore"):
+        return (top + np.log(total))[:, 0], resp

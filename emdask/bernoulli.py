@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
-from emdask._linalg import nearest, row_blocks
+from emdask._linalg import log_responsibilities, nearest, row_blocks
 from emdask._random import row_uniforms
 from emdask._stats import Stats
 from emdask.engine import Iteration
@@ -74,8 +73,8 @@ class BernoulliModel:
             xb = x[rows]
             wb = np.ones(len(xb)) if w is None else w[rows]
             logp = self.log_prob(xb, params)
-            norm = logsumexp(logp, axis=1)
-            wr = np.exp(logp - norm[:, None]) * wb[:, None]
+            norm, wr = log_responsibilities(logp)
+            wr *= wb[:, None]
             stats = stats + self._stats(xb, wr, float(wb @ norm), float(wb.sum()))
         return stats
 

@@ -21,9 +21,9 @@ from typing import Literal
 
 import numpy as np
 from scipy import linalg
-from scipy.special import logsumexp
 
-from emdask._linalg import nearest, row_blocks
+from emdask._kernels import gaussian_diag_chunk
+from emdask._linalg import log_responsibilities, nearest, row_blocks
 from emdask._random import row_uniforms
 from emdask._stats import Stats
 from emdask.engine import Iteration
@@ -31,6 +31,8 @@ from emdask.engine import Iteration
 CovarianceType = Literal["full", "tied", "diag", "spherical"]
 COVARIANCE_TYPES: tuple[CovarianceType, ...] = ("full", "tied", "diag", "spherical")
 _EPS10 = 10 * np.finfo(np.float64).eps
+#: Diagonal and spherical E-steps use the fused kernel (tests switch it off to compare with the plain path).
+FUSED_DIAGONAL = True
 
 
 @dataclass(frozen=True)
@@ -140,15 +142,26 @@ class GaussianModel:
         return sx, sxx
 
     def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, params: GaussianParams) -> GaussianStats:
-        """Responsibilities by log-sum-exp, block by block, and the weighted moments about the current means."""
+        """Responsibilities by log-sum-exp, block by block, and the weighted moments about the current means.
+
+        Diagonal and spherical covariances take one fused compiled pass (``_kernels``); full and
+        tied ones use matrix products per component.
+        """
         k, d = params.means.shape
+        if FUSED_DIAGONAL and not self.full_moments:
+            nk, sx, sxx = np.zeros(k), np.zeros((k, d)), np.zeros((k, d))
+            weights = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
+            log_const = -0.5 * d * np.log(2 * np.pi) + params.log_det() + np.log(params.weights)
+            factors = np.ascontiguousarray(params.full_factors())
+            loglik = gaussian_diag_chunk(x, weights, params.means, factors, log_const, nk, sx, sxx)
+            return GaussianStats(nk, sx, sxx, float(loglik), float(weights.sum()))
         stats = self.zero_stats(d)
         for rows in row_blocks(len(x), k * max(1, d)):
             xb = x[rows].astype(np.float64)
             wb = np.ones(len(xb)) if w is None else w[rows]
             logp = self.log_prob(xb, params)
-            norm = logsumexp(logp, axis=1)
-            wr = np.exp(logp - norm[:, None]) * wb[:, None]
+            norm, wr = log_responsibilities(logp)
+            wr *= wb[:, None]
             sx, sxx = self._accumulate(xb, wr, params.means)
             stats = stats + GaussianStats(wr.sum(axis=0), sx, sxx, float(wb @ norm), float(wb.sum()))
         return stats

@@ -12,9 +12,9 @@ from typing import Any, Self
 
 import dask.array as da
 import numpy as np
-from scipy.special import logsumexp
 
 from emdask._base import BaseEstimator, ConvergenceWarning
+from emdask._linalg import log_responsibilities
 from emdask._random import RandomState, client_rng, make_seed
 from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.bernoulli import BernoulliModel, BernoulliParams, check_binary
@@ -444,8 +444,8 @@ def _chunk_output(x: np.ndarray, model: Any, params: Any, kind: str) -> np.ndarr
     logp = model.log_prob(x, params)
     if kind == "labels":
         return logp.argmax(axis=1).astype(np.int32)
-    norm = logsumexp(logp, axis=1)
-    return np.exp(logp - norm[:, None]) if kind == "proba" else norm
+    norm, resp = log_responsibilities(logp)
+    return resp if kind == "proba" else norm
 
 
 def select_by_bic(
