@@ -1,6 +1,8 @@
 """Run every benchmark case in one process on this machine: ``python -m bench [--quick]``."""
-from bench import gmm, kmeans_pixels
+from bench import gmm, kmeans_features, kmeans_pixels, limits
 
 if __name__ == "__main__":
-    kmeans_pixels.main()
-    gmm.main()
+    measured = limits.measure()
+    kmeans_pixels.main(measured)
+    kmeans_features.main(measured)
+    gmm.main(measured)

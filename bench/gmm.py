@@ -47,12 +47,21 @@ def run(n: int = 1_000_000, d: int = 8, k: int = 8, iters: int = 10, chunk_rows:
     return rows
 
 
-def main() -> None:
-    print(f"\n{'case (1M x 8, K=8)':38s} {'s/iter':>8s} {'ratio':>8s} {'mean loglik':>14s}")
-    rows = run()
+def main(limits: tuple[float, float] | None = None) -> None:
+    from bench import limits as machine
+
+    gflops, gbps = limits or machine.measure()
+    n, d, k = 1_000_000, 8, 8
+    floors = {  # log-densities and second moments: about 4 K D^2 flops per row (full), 6 K D (diag)
+        "full": machine.floor_seconds(4.0 * n * k * d * d, n * d * 8, gflops, gbps),
+        "diag": machine.floor_seconds(6.0 * n * k * d, n * d * 8, gflops, gbps),
+    }
+    print(f"\n{'case (1M x 8, K=8)':38s} {'s/iter':>8s} {'ratio':>8s} {'vs floor':>9s} {'mean loglik':>14s}")
+    rows = run(n, d, k)
     for i, (name, t, ll) in enumerate(rows):
         ref = rows[i - i % 2][1]
-        print(f"{name:38s} {t:8.3f} {t / ref:7.2f}x {ll:14.8f}")
+        floor = floors[name.split()[1].rstrip(",")]
+        print(f"{name:38s} {t:8.3f} {t / ref:7.2f}x {t / floor:8.1f}x {ll:14.8f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Compiled chunk kernels (numba): the K-means and diagonal-GMM E-steps fused into one pass over the rows.
 
+For many features the K-means distances are a matrix product (BLAS); :func:`first_argmin` and
+:func:`assign_labelled` do the rest of the E-step on each block in compiled passes.
+
 For few features (image pixels: D = 3) a fused loop beats the matrix-product path: per row it
 computes the K exact squared distances in float64 (the inner loop runs over the centres, which
 LLVM vectorises), takes the first minimum, and adds the row to its cluster's count, sum and
@@ -55,6 +58,47 @@ def lloyd_chunk(
         dist2[i] = best_d
         counts[best] += wi
         inertia += wi * best_d
+        for j in range(d):
+            sums[best, j] += wi * np.float64(x[i, j])
+    return inertia
+
+
+@numba.njit(nogil=True, cache=True)
+def first_argmin(scores: np.ndarray, labels: np.ndarray) -> None:
+    """``labels[i]`` = the first ``c`` minimising ``scores[c, i]`` ((K, n) scores; the loop over i vectorises)."""
+    k, n = scores.shape
+    best = scores[0].copy()
+    labels[:] = 0
+    for c in range(1, k):
+        row = scores[c]
+        for i in range(n):
+            if row[i] < best[i]:
+                best[i] = row[i]
+                labels[i] = c
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def assign_labelled(
+    x: np.ndarray, w: np.ndarray, labels: np.ndarray, centres: np.ndarray, dist2: np.ndarray, counts: np.ndarray,
+    sums: np.ndarray,
+) -> float:
+    """The rest of the K-means E-step for rows whose labels are known: returns their inertia.
+
+    Per row: the exact squared distance to its centre (from the residual, float64) and the row
+    added to its cluster's count and sum, in one pass (no bincounts, no residual array).
+    """
+    n, d = x.shape
+    inertia = 0.0
+    for i in range(n):
+        best = labels[i]
+        s = 0.0
+        for j in range(d):
+            t = np.float64(x[i, j]) - centres[best, j]
+            s += t * t
+        wi = w[i]
+        dist2[i] = s
+        counts[best] += wi
+        inertia += wi * s
         for j in range(d):
             sums[best, j] += wi * np.float64(x[i, j])
     return inertia

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from emdask._kernels import first_argmin
+
 #: Entries of one (rows x centres) block of distances; keeps the block in cache, never n x K.
 BLOCK_ENTRIES = 2**18
 
@@ -43,22 +45,33 @@ def sq_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0, out=d)
 
 
-def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest centre of each row and the exact squared distance to it (float64).
+def centre_scores(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """Per cache-sized row block: its slice and scores (K, rows) whose column-wise argmin is the nearest centre.
 
-    The argmin uses the matrix-product form in the data's precision; the distance of the chosen
-    centre is recomputed from the residual, so inertia carries no cancellation error.
+    ``score = |c - s|^2 / 2 - (c - s).(x - s)`` (one matrix product in the data's precision, about
+    the centres' mean ``s``): the squared distance less ``|x - s|^2``, which does not change the
+    argmin.  Centres along the first axis, so the running minimum over them runs along contiguous rows.
     """
     shift = centres.mean(axis=0)
     cs = centres - shift
     half_norms = 0.5 * np.einsum("ij,ij->i", cs, cs)
-    labels = np.empty(len(x), dtype=np.intp)
-    dist2 = np.empty(len(x), dtype=np.float64)
     for rows in row_blocks(len(x), len(centres)):
         xs = centred(x[rows], shift)
-        lab = np.argmin(half_norms.astype(xs.dtype)[None, :] - xs @ cs.T.astype(xs.dtype), axis=1)
-        resid = x[rows].astype(np.float64) - centres[lab]
-        labels[rows] = lab
+        scores = cs.astype(xs.dtype) @ xs.T
+        yield rows, np.subtract(half_norms.astype(xs.dtype)[:, None], scores, out=scores)
+
+
+def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centre of each row and the exact squared distance to it (float64).
+
+    The argmin uses the matrix-product scores; the distance of the chosen centre is recomputed
+    from the residual, so it carries no cancellation error.
+    """
+    labels = np.empty(len(x), dtype=np.intp)
+    dist2 = np.empty(len(x), dtype=np.float64)
+    for rows, scores in centre_scores(x, centres):
+        first_argmin(scores, labels[rows])
+        resid = x[rows].astype(np.float64) - centres[labels[rows]]
         dist2[rows] = np.einsum("ij,ij->i", resid, resid)
     return labels, dist2
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emdask._kernels import MAX_FEATURES, lloyd_chunk
-from emdask._linalg import nearest
+from emdask._kernels import MAX_FEATURES, assign_labelled, first_argmin, lloyd_chunk
+from emdask._linalg import centre_scores
 from emdask._stats import Stats, TopK
 from emdask.engine import Iteration
 
@@ -45,27 +45,22 @@ class Lloyd:
     def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> KMeansStats:
         """Assign the chunk's rows to their nearest centre and sum what the M-step needs.
 
-        Few features: one fused compiled pass (``_kernels.lloyd_chunk``); many: distances as matrix
-        products in blocks, then bincounts.
+        Few features: one fused compiled pass (``_kernels.lloyd_chunk``); many: distances as
+        matrix products in cache-sized blocks, each finished by compiled passes (``_kernels``).
         """
         k = self.n_clusters
+        labels, dist2 = np.empty(len(x), dtype=np.intp), np.empty(len(x))
+        counts, sums = np.zeros(k), np.zeros((k, x.shape[1]))
+        weights = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
         if x.shape[1] <= MAX_FEATURES:
-            labels, dist2 = np.empty(len(x), dtype=np.intp), np.empty(len(x))
-            counts, sums = np.zeros(k), np.zeros((k, x.shape[1]))
-            weights = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
             inertia = lloyd_chunk(x, weights, np.ascontiguousarray(centres.T), labels, dist2, counts, sums)
-            far = TopK.of(k, np.where(weights > 0, dist2, -np.inf), offset, x, (labels, weights))
-            return KMeansStats(counts, sums, float(inertia), far)
-        labels, dist2 = nearest(x, centres)
-        counts = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
-        sums = np.empty((k, x.shape[1]))
-        for j in range(x.shape[1]):
-            sums[:, j] = np.bincount(labels, weights=x[:, j] if w is None else w * x[:, j], minlength=k)
-        if w is None:
-            far = TopK.of(k, dist2, offset, x, (labels, np.ones(len(x))))
-            return KMeansStats(counts, sums, float(dist2.sum()), far)
-        far = TopK.of(k, np.where(w > 0, dist2, -np.inf), offset, x, (labels, w))
-        return KMeansStats(counts, sums, float(w @ dist2), far)
+        else:
+            inertia = 0.0
+            for rows, scores in centre_scores(x, centres):
+                first_argmin(scores, labels[rows])
+                inertia += assign_labelled(x[rows], weights[rows], labels[rows], centres, dist2[rows], counts, sums)
+        far = TopK.of(k, np.where(weights > 0, dist2, -np.inf), offset, x, (labels, weights))
+        return KMeansStats(counts, sums, float(inertia), far)
 
     def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:
         """Weighted means; an empty cluster takes the farthest point from its centre, as scikit-learn does."""

@@ -80,3 +80,33 @@ def test_fused_gaussian_estep_equals_the_plain_path(n, d, k, cov, dtype, seed, w
         np.testing.assert_allclose(getattr(fused, name), getattr(plain, name), rtol=1e-9, atol=1e-9 * max(1, n))
     assert fused.loglik == pytest.approx(plain.loglik, rel=1e-12, abs=1e-9)
     assert fused.weight == pytest.approx(plain.weight, rel=1e-15)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 5000), st.integers(kmeans.MAX_FEATURES + 1, 48), st.integers(1, 70),
+    st.sampled_from([np.uint8, np.float32, np.float64]), st.integers(0, 2**31), st.booleans(),
+)
+def test_matrix_product_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
+    """Many features: blocked matrix-product scores, first argmin and compiled sums, against the plain E-step.
+
+    The scores are rounded (float32 for float32 data), so among centres at equal distance the
+    choice may differ from the exact first minimum: each label must be a nearest centre up to that
+    rounding, and the statistics must be exactly those of the labels chosen.
+    """
+    from emdask._linalg import nearest
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many ties
+    centres = rng.integers(0, 4, (k, d)).astype(np.float64)
+    w = rng.choice([0.0, 0.5, 2.0], n) if weighted else np.ones(n)
+    labels, dist2 = nearest(x, centres)
+    exact = ((x.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(-1)
+    assert np.all(exact[np.arange(n), labels] <= exact.min(axis=1) + 1e-4 * (1 + exact.min(axis=1)))
+    np.testing.assert_array_equal(dist2, exact[np.arange(n), labels])
+    stats = Lloyd(k).e_step(x, w if weighted else None, 0, centres)
+    counts = np.bincount(labels, weights=w, minlength=k)
+    sums = np.array([(w[labels == j, None] * x[labels == j].astype(np.float64)).sum(axis=0) for j in range(k)])
+    np.testing.assert_allclose(stats.counts, counts, rtol=1e-12)
+    np.testing.assert_allclose(stats.sums, sums.reshape(k, d), rtol=1e-12, atol=1e-12)
+    assert stats.inertia == pytest.approx(float(w @ dist2), rel=1e-12, abs=1e-12)
