@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 import dask
@@ -193,6 +193,26 @@ class FitResult:
         return [asdict(h) for h in self.history]
 
 
+@dataclass(frozen=True)
+class Each(Stats):
+    """The statistics of several models from one pass; adds member by member."""
+
+    parts: tuple[Stats, ...]
+
+    def __add__(self, other: Any) -> Each:
+        return Each(tuple(a + b for a, b in zip(self.parts, other.parts)))
+
+
+@dataclass(frozen=True)
+class Together:
+    """Several models advanced by the same passes: each chunk is read once and every member's E-step runs on it."""
+
+    members: tuple[Any, ...]
+
+    def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, params: tuple[Any, ...]) -> Each:
+        return Each(tuple(m.e_step(x, w, offset, p) for m, p in zip(self.members, params)))
+
+
 def run_em(
     model: Any,
     data: Passes,
@@ -206,27 +226,56 @@ def run_em(
     ``history`` continues an interrupted fit (its parameters are ``params``); ``on_iteration``
     is called with the new parameters and the history after every iteration (checkpoints).
     """
-    history = list(history or [])
-    if history and model.converged(history):
-        return FitResult(params, history, True)
-    for it in range(len(history) + 1, max_iter + 1):
+    return run_em_together([model], data, [params], max_iter, [history or []], on_iteration)[0]
+
+
+def run_em_together(
+    models: Sequence[Any],
+    data: Passes,
+    params: Sequence[Any],
+    max_iter: int,
+    histories: Sequence[list[Iteration]] | None = None,
+    on_iteration: Callable[[Any, list[Iteration]], None] | None = None,
+) -> list[FitResult]:
+    """:func:`run_em` for several models at once: one pass over the data per iteration serves every
+    model still running; each stops at its own convergence, with the result it would have alone.
+
+    ``on_iteration`` (checkpoints) is only for a single model.
+    """
+    params = list(params)
+    histories = [list(h) for h in (histories or [[] for _ in models])]
+    running = [i for i, (m, h) in enumerate(zip(models, histories)) if not (h and m.converged(h))]
+    converged = [i not in running for i in range(len(models))]
+    done = min((len(h) for h in histories), default=0)
+    for it in range(done + 1, max_iter + 1):
+        running = [i for i in running if len(histories[i]) < it]
+        if not running:
+            break
         t0 = time.perf_counter()
-        stats = data.map_reduce(model.e_step, params)
-        new = model.m_step(stats, params)
-        objective = float(model.objective(stats, params))
-        step = Iteration(it, objective, float(model.shift(params, new)), time.perf_counter() - t0)
-        history.append(step)
-        params = new
-        logger.log(
-            data.log_level, "%s: iteration %d: objective %.10g, shift %.3g, %.3f s",
-            data.name, it, step.objective, step.shift, step.seconds,
-            extra={"emdask_pass": it},  # for progress displays (the CLI's bars)
-        )
+        together = Together(tuple(models[i] for i in running))
+        stats = data.map_reduce(together.e_step, tuple(params[i] for i in running))
+        seconds = time.perf_counter() - t0
+        for i, part in zip(running, stats.parts):
+            model, old = models[i], params[i]
+            params[i] = model.m_step(part, old)
+            histories[i].append(Iteration(it, float(model.objective(part, old)), float(model.shift(old, params[i])), seconds))
+            converged[i] = bool(model.converged(histories[i]))
+        _log_pass(data, it, [histories[i][-1] for i in running])
         if on_iteration is not None:
-            on_iteration(params, history)
-        if model.converged(history):
-            return FitResult(params, history, True)
-    return FitResult(params, history, False)
+            on_iteration(params[0], histories[0])
+        running = [i for i in running if not converged[i]]
+    return [FitResult(p, h, c) for p, h, c in zip(params, histories, converged)]
+
+
+def _log_pass(data: Passes, it: int, steps: list[Iteration]) -> None:
+    extra = {"emdask_pass": it}  # for progress displays (the CLI's bars)
+    if len(steps) == 1:
+        step = steps[0]
+        logger.log(data.log_level, "%s: iteration %d: objective %.10g, shift %.3g, %.3f s",
+                   data.name, it, step.objective, step.shift, step.seconds, extra=extra)
+    else:
+        logger.log(data.log_level, "%s: iteration %d of %d models: objectives %s, %.3f s", data.name, it, len(steps),
+                   ", ".join(f"{s.objective:.6g}" for s in steps), steps[0].seconds, extra=extra)
 
 
 @dataclass
@@ -251,10 +300,18 @@ def fit_restarts(
 ) -> tuple[FitResult, float]:
     """``n_init`` restarts of :func:`run_em`, keeping the lowest ``score``; resumable from a ``checkpoint``.
 
+    Without a checkpoint the restarts run together (:func:`run_em_together`: one pass per
+    iteration for all of them); with one they run one after another, each resumable.
     ``initial(restart)`` gives a restart's starting parameters.  With a checkpoint (an object with
     ``load() -> State | None``, ``save(State)`` and ``remove()``, see :mod:`emdask.checkpoint`)
     the state is saved after every iteration and a re-run continues where the last one stopped.
     """
+    if checkpoint is None and n_init > 1:  # nothing to resume: the restarts share every pass
+        starts = [initial(restart) for restart in range(n_init)]
+        results = run_em_together([model] * n_init, data, starts, max_iter)
+        scores = [score(result) for result in results]
+        best_restart = int(np.argmin(scores))
+        return results[best_restart], scores[best_restart]
     state = checkpoint.load() if checkpoint is not None else None
     if state is not None:
         logger.info("resuming from checkpoint: restart %d after %d iterations", state.restart, len(state.history))
@@ -293,6 +350,10 @@ class Summary(Stats):
     weight: float
     positive: float
     sample: TopK
+
+    def truncated(self, size: int) -> Summary:
+        """This summary with the sample a first pass drawing ``size`` rows would have made."""
+        return replace(self, sample=self.sample.first(size))
 
     def sample_rows(self) -> np.ndarray:
         return self.sample.rows

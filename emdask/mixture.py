@@ -18,7 +18,18 @@ from emdask._linalg import log_responsibilities
 from emdask._random import RandomState, client_rng, make_seed
 from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.bernoulli import BernoulliModel, BernoulliParams, check_binary
-from emdask.engine import Cache, ChunkCheck, ChunkedData, FitResult, Summary, fit_restarts, run_em, summarize
+from emdask.engine import (
+    Cache,
+    ChunkCheck,
+    ChunkedData,
+    FitResult,
+    Summary,
+    Together,
+    fit_restarts,
+    run_em,
+    run_em_together,
+    summarize,
+)
 from emdask.gaussian import (
     COVARIANCE_TYPES,
     CovarianceType,
@@ -101,41 +112,57 @@ class _Mixture(BaseEstimator):
         """Fit to ``X`` (n_samples, n_features), NumPy or Dask; ``sample_weight`` weighs rows in E- and M-steps."""
         Xd, _ = as_rows(X)
         w = as_weights(sample_weight, Xd)
-        n, d = Xd.shape
+        model = self._checked_model(Xd)
+        given = self._given(model.n_components, Xd.shape[1])
+        data = ChunkedData(Xd, w, cache=self.cache)
+        summary = summarize(data, make_seed(self.random_state), self._sample_size(), type(self)._check_chunk)
+        warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, Xd.shape[1])
+        initial = self._initial(data, summary, model, given, warm)
+        checkpoint = self._checkpoint(Xd, w)
+        best, _ = fit_restarts(model, data, 1 if warm else self.n_init, initial, self.max_iter, _minus_lower_bound,
+                               checkpoint)
+        if checkpoint is not None:
+            checkpoint.remove()
+        self._finish(best, Xd.shape[1])
+        return self
+
+    def _checked_model(self, Xd: da.Array) -> Any:
+        n = Xd.shape[0]
         if n < 2:
             raise ValueError(f"X must have at least 2 samples to fit a {type(self).__name__}; got {describe(Xd)}")
-        model = self._model(n)
-        given = self._given(model.n_components, d)
+        return self._model(n)
+
+    def _sample_size(self) -> int:
+        """Rows of the first pass's random sample that the initialisation draws from."""
+        return max(20_000, 100 * int(self.n_components))
+
+    def _initial(
+        self, data: ChunkedData, summary: Summary, model: Any, given: dict[str, np.ndarray], warm: bool = False
+    ) -> Callable[[int], Any]:
+        """Starting parameters of each restart: the fitted ones (warm start) or a new initialisation."""
         seed = make_seed(self.random_state)
-        data = ChunkedData(Xd, w, cache=self.cache)
-        summary = summarize(data, seed, max(20_000, 100 * model.n_components), type(self)._check_chunk)
-        warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, d)
+        summary = summary.truncated(self._sample_size())
 
         def initial(restart: int) -> Any:
             return self._params() if warm else self._initial_params(data, summary, model, given, seed, restart)
 
-        def lower_bound(result: FitResult) -> float:
-            logger.info("lower bound %.10g after %d iterations", result.history[-1].objective, result.n_iter)
-            return -result.history[-1].objective
+        return initial
 
-        checkpoint = self._checkpoint(Xd, w)
-        best, _ = fit_restarts(model, data, 1 if warm else self.n_init, initial, self.max_iter, lower_bound, checkpoint)
-        if checkpoint is not None:
-            checkpoint.remove()
+    def _finish(self, best: FitResult, n_features: int) -> None:
+        """Set the fitted attributes from the kept restart; warn when it did not converge."""
         self._set_params(best.params)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
         self.lower_bound_ = best.history[-1].objective
         self.history_ = best.history_dicts()
-        self.n_features_in_ = d
+        self.n_features_in_ = n_features
         if not self.converged_:
             warnings.warn(
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
                 "increase max_iter or tol, or check the initialisation",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return self
 
     # -- using a fitted model ------------------------------------------------------------
 
@@ -457,18 +484,49 @@ def select_by_bic(
 ) -> tuple[_Mixture, list[dict[str, float]]]:
     """Fit one mixture per candidate number of components and keep the lowest BIC.
 
-    Returns the best fitted model and a table (one dict per candidate: ``n_components``,
-    ``bic``, ``lower_bound``, ``n_iter``).  ``estimator`` is :class:`GaussianMixture` (default)
-    or :class:`BernoulliMixture`; ``params`` go to each one.
+    All candidates (and their ``n_init`` restarts) advance together: each pass over the data
+    serves every model still running, so the grid costs about as many passes as its slowest
+    member, and each model is exactly what fitting it alone gives.  Returns the best fitted
+    model and a table (one dict per candidate: ``n_components``, ``bic``, ``lower_bound``,
+    ``n_iter``).  ``estimator`` is :class:`GaussianMixture` (default) or
+    :class:`BernoulliMixture`; ``params`` go to each one.
     """
-    table: list[dict[str, float]] = []
-    best: tuple[float, _Mixture] | None = None
-    for k in n_components:
-        gm = estimator(n_components=k, **params).fit(X, sample_weight=sample_weight)
-        bic = gm.bic(X)
-        table.append({"n_components": k, "bic": bic, "lower_bound": gm.lower_bound_, "n_iter": gm.n_iter_})
-        if best is None or bic < best[0]:
-            best = (bic, gm)
-    if best is None:
+    ks = list(n_components)
+    if not ks:
         raise ValueError("n_components must list at least one candidate; got none")
-    return best[1], table
+    models = [estimator(n_components=k, **params) for k in ks]
+    Xd, _ = as_rows(X)
+    w = as_weights(sample_weight, Xd)
+    checked = [m._checked_model(Xd) for m in models]
+    givens = [m._given(c.n_components, Xd.shape[1]) for m, c in zip(models, checked)]
+    first = models[0]
+    data = ChunkedData(Xd, w, cache=first.cache)
+    summary = summarize(data, make_seed(first.random_state), max(m._sample_size() for m in models),
+                        type(first)._check_chunk)
+    members = [(i, r) for i, m in enumerate(models) for r in range(m.n_init)]
+    initials = [m._initial(data, summary, c, g) for m, c, g in zip(models, checked, givens)]
+    results = run_em_together([checked[i] for i, _ in members], data, [initials[i](r) for i, r in members], first.max_iter)
+    for i, m in enumerate(models):
+        restarts = [res for (j, _), res in zip(members, results) if j == i]
+        m._finish(min(restarts, key=_minus_lower_bound), Xd.shape[1])
+    n = Xd.shape[0]
+    scores = _mean_log_likelihoods(models, checked, Xd)
+    table = [
+        {"n_components": k, "bic": -2 * score * n + m._n_parameters() * np.log(n), "lower_bound": m.lower_bound_,
+         "n_iter": m.n_iter_}
+        for k, m, score in zip(ks, models, scores)
+    ]
+    best = min(range(len(ks)), key=lambda i: table[i]["bic"])
+    return models[best], table
+
+
+def _minus_lower_bound(result: FitResult) -> float:
+    """The restart to keep has the highest lower bound (its last E-step's objective)."""
+    return -result.history[-1].objective
+
+
+def _mean_log_likelihoods(models: list[_Mixture], checked: list[Any], Xd: da.Array) -> list[float]:
+    """Each fitted model's mean log-likelihood per (unweighted) row of ``Xd``, all from one pass, as ``score``."""
+    data = ChunkedData(Xd, None, cache=False, name="scoring")
+    stats = data.map_reduce(Together(tuple(checked)).e_step, tuple(m._params() for m in models))
+    return [float(part.loglik / part.weight) for part in stats.parts]  # type: ignore[attr-defined]

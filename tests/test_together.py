@@ -1,0 +1,86 @@
+"""Many models per pass: restarts and a grid of K advance together, each exactly as when fitted alone."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import emdask
+
+
+@contextmanager
+def counted_passes():
+    """Counts the passes over the data (the engine's INFO records that carry ``emdask_pass``)."""
+    seen: list[int] = []
+
+    class Counter(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "emdask_pass", None) is not None and record.levelno >= logging.INFO:
+                seen.append(record.emdask_pass)  # type: ignore[attr-defined]
+
+    log = logging.getLogger("emdask")
+    handler, level = Counter(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield seen
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _fitted(est: object) -> dict[str, np.ndarray]:
+    return {k: getattr(est, k) for k in type(est)._fitted_arrays}
+
+
+def _assert_same(a: object, b: object) -> None:
+    for key, value in _fitted(a).items():
+        np.testing.assert_array_equal(value, _fitted(b)[key], err_msg=key)
+    assert [h["objective"] for h in a.history_] == [h["objective"] for h in b.history_]
+
+
+@pytest.fixture(scope="module")
+def X(digits) -> da.Array:
+    return da.from_array(digits[:, ::4] / 16.0, chunks=(400, 16))
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: emdask.KMeans(6, init="k-means++", **kw),
+    lambda **kw: emdask.GaussianMixture(4, covariance_type="diag", **kw),
+    lambda **kw: emdask.BernoulliMixture(4, **kw),
+], ids=["kmeans", "gmm-diag", "bernoulli"])
+def test_restarts_share_passes_and_give_the_one_after_another_result(make, X, tmp_path):
+    data = (X > 0.5).astype(np.float64) if "Bernoulli" in type(make()).__name__ else X
+    with counted_passes() as together_passes:
+        together = make(n_init=3, random_state=0).fit(data)
+    with counted_passes() as sequential_passes:  # a checkpoint runs the restarts one after another
+        sequential = make(n_init=3, random_state=0, checkpoint=str(tmp_path / "ck.zarr")).fit(data)
+    _assert_same(together, sequential)
+    assert len(together_passes) < len(sequential_passes)
+    if isinstance(together, emdask.KMeans):  # k-means++ starts from the first pass's sample: Lloyd passes only
+        assert together_passes == list(range(1, len(together_passes) + 1))
+
+
+def test_bic_grid_advances_together_and_each_model_is_the_solo_fit(X):
+    ks = [1, 2, 4, 6]
+    params = dict(covariance_type="diag", init_params="k-means++", random_state=0, max_iter=60)
+    with counted_passes() as passes:  # k-means++ starts from the first pass's sample: EM passes only
+        best, table = emdask.select_by_bic(X, ks, **params)
+    solos = [emdask.GaussianMixture(k, **params).fit(X) for k in ks]
+    for row, solo in zip(table, solos):
+        assert row["n_iter"] == solo.n_iter_
+        assert row["lower_bound"] == solo.lower_bound_
+        assert row["bic"] == pytest.approx(solo.bic(X), rel=1e-12)
+    _assert_same(best, solos[int(np.argmin([r["bic"] for r in table]))])
+    assert len(passes) == max(s.n_iter_ for s in solos) < sum(s.n_iter_ for s in solos)
+
+
+def test_bernoulli_bic_grid_matches_solo_fits(X):
+    B = (X > 0.5).astype(np.float64)
+    best, table = emdask.select_by_bic(B, [2, 3], estimator=emdask.BernoulliMixture, random_state=1)
+    for row in table:
+        solo = emdask.BernoulliMixture(row["n_components"], random_state=1).fit(B)
+        assert row["lower_bound"] == solo.lower_bound_ and row["bic"] == pytest.approx(solo.bic(B), rel=1e-12)
