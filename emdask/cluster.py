@@ -12,7 +12,7 @@ from emdask._base import BaseEstimator, ConvergenceWarning
 from emdask._linalg import nearest, sq_distances
 from emdask._random import RandomState, make_seed
 from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
-from emdask.engine import Cache, ChunkedData, FitResult, Summary, fit_restarts, summarize
+from emdask.engine import Cache, ChunkedData, FitResult, Passes, Summary, fit_restarts, summarize
 from emdask.init import initial_centres
 from emdask.kmeans import Lloyd
 
@@ -138,8 +138,8 @@ class KMeans(BaseEstimator):
         summary = summarize(data, seed, sample_size)
         model = Lloyd(k, self.tol * float(np.mean(summary.moments.var)))
 
-        def initial(restart: int) -> np.ndarray:
-            return init if isinstance(init, np.ndarray) else self._initial_centres(data, summary, k, seed, restart)
+        def initial(restart: int, passes: Passes) -> np.ndarray:
+            return init if isinstance(init, np.ndarray) else self._initial_centres(passes, summary, k, seed, restart)
 
         def final_inertia(result: FitResult) -> float:
             last = result.history[-1]
@@ -166,7 +166,7 @@ class KMeans(BaseEstimator):
             )
         return self
 
-    def _initial_centres(self, data: ChunkedData, summary: Summary, k: int, seed: int, restart: int) -> np.ndarray:
+    def _initial_centres(self, data: Passes, summary: Summary, k: int, seed: int, restart: int) -> np.ndarray:
         method = str(self.init)
         return initial_centres(
             data, summary, k, method, seed, restart, oversampling=self.oversampling_factor, rounds=self.init_rounds

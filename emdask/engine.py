@@ -16,12 +16,15 @@ Memory is bounded by the chunk size: nothing of size n_samples is ever gathered.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 import dask
@@ -193,26 +196,6 @@ class FitResult:
         return [asdict(h) for h in self.history]
 
 
-@dataclass(frozen=True)
-class Each(Stats):
-    """The statistics of several models from one pass; adds member by member."""
-
-    parts: tuple[Stats, ...]
-
-    def __add__(self, other: Any) -> Each:
-        return Each(tuple(a + b for a, b in zip(self.parts, other.parts)))
-
-
-@dataclass(frozen=True)
-class Together:
-    """Several models advanced by the same passes: each chunk is read once and every member's E-step runs on it."""
-
-    members: tuple[Any, ...]
-
-    def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, params: tuple[Any, ...]) -> Each:
-        return Each(tuple(m.e_step(x, w, offset, p) for m, p in zip(self.members, params)))
-
-
 def run_em(
     model: Any,
     data: Passes,
@@ -226,56 +209,115 @@ def run_em(
     ``history`` continues an interrupted fit (its parameters are ``params``); ``on_iteration``
     is called with the new parameters and the history after every iteration (checkpoints).
     """
-    return run_em_together([model], data, [params], max_iter, [history or []], on_iteration)[0]
-
-
-def run_em_together(
-    models: Sequence[Any],
-    data: Passes,
-    params: Sequence[Any],
-    max_iter: int,
-    histories: Sequence[list[Iteration]] | None = None,
-    on_iteration: Callable[[Any, list[Iteration]], None] | None = None,
-) -> list[FitResult]:
-    """:func:`run_em` for several models at once: one pass over the data per iteration serves every
-    model still running; each stops at its own convergence, with the result it would have alone.
-
-    ``on_iteration`` (checkpoints) is only for a single model.
-    """
-    params = list(params)
-    histories = [list(h) for h in (histories or [[] for _ in models])]
-    running = [i for i, (m, h) in enumerate(zip(models, histories)) if not (h and m.converged(h))]
-    converged = [i not in running for i in range(len(models))]
-    done = min((len(h) for h in histories), default=0)
-    for it in range(done + 1, max_iter + 1):
-        running = [i for i in running if len(histories[i]) < it]
-        if not running:
-            break
+    history = list(history or [])
+    if history and model.converged(history):
+        return FitResult(params, history, True)
+    for it in range(len(history) + 1, max_iter + 1):
         t0 = time.perf_counter()
-        together = Together(tuple(models[i] for i in running))
-        stats = data.map_reduce(together.e_step, tuple(params[i] for i in running))
-        seconds = time.perf_counter() - t0
-        for i, part in zip(running, stats.parts):
-            model, old = models[i], params[i]
-            params[i] = model.m_step(part, old)
-            histories[i].append(Iteration(it, float(model.objective(part, old)), float(model.shift(old, params[i])), seconds))
-            converged[i] = bool(model.converged(histories[i]))
-        _log_pass(data, it, [histories[i][-1] for i in running])
+        stats = data.map_reduce(model.e_step, params)
+        new = model.m_step(stats, params)
+        objective = float(model.objective(stats, params))
+        step = Iteration(it, objective, float(model.shift(params, new)), time.perf_counter() - t0)
+        history.append(step)
+        params = new
+        logger.log(
+            data.log_level, "%s: iteration %d: objective %.10g, shift %.3g, %.3f s",
+            data.name, it, step.objective, step.shift, step.seconds,
+            extra={"emdask_pass": it},  # for progress displays (the CLI's bars)
+        )
         if on_iteration is not None:
-            on_iteration(params[0], histories[0])
-        running = [i for i in running if not converged[i]]
-    return [FitResult(p, h, c) for p, h, c in zip(params, histories, converged)]
+            on_iteration(params, history)
+        if model.converged(history):
+            return FitResult(params, history, True)
+    return FitResult(params, history, False)
 
 
-def _log_pass(data: Passes, it: int, steps: list[Iteration]) -> None:
-    extra = {"emdask_pass": it}  # for progress displays (the CLI's bars)
-    if len(steps) == 1:
-        step = steps[0]
-        logger.log(data.log_level, "%s: iteration %d: objective %.10g, shift %.3g, %.3f s",
-                   data.name, it, step.objective, step.shift, step.seconds, extra=extra)
-    else:
-        logger.log(data.log_level, "%s: iteration %d of %d models: objectives %s, %.3f s", data.name, it, len(steps),
-                   ", ".join(f"{s.objective:.6g}" for s in steps), steps[0].seconds, extra=extra)
+@dataclass(frozen=True)
+class Each(Stats):
+    """The statistics of several requests answered by one pass; adds request by request."""
+
+    parts: tuple[Stats, ...]
+
+    def __add__(self, other: Any) -> Each:
+        return Each(tuple(a + b for a, b in zip(self.parts, other.parts)))
+
+
+def _each_request(x: np.ndarray, w: np.ndarray | None, offset: int, requests: tuple[tuple[Any, tuple], ...]) -> Each:
+    return Each(tuple(fn(x, w, offset, *args) for fn, args in requests))
+
+
+class SharedPasses:
+    """Passes over ``data`` requested by several procedures (one thread each): once every procedure
+    still running waits for a pass, all their requests are answered by one pass, each chunk read once.
+
+    Each request's statistics are summed in the same tree as on its own, so every procedure gets
+    exactly the result it would get alone.
+    """
+
+    def __init__(self, data: Passes, procedures: int):
+        self.data, self.shape, self.name, self.log_level = data, data.shape, data.name, data.log_level
+        self._cond = threading.Condition()
+        self._running = procedures
+        self._pending: dict[int, tuple[Any, tuple]] = {}
+        self._answers: dict[int, Any] = {}
+        self._tickets = 0
+        self.passes = 0
+
+    def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
+        with self._cond:
+            ticket, self._tickets = self._tickets, self._tickets + 1
+            self._pending[ticket] = (fn, args)
+            self._answer_when_all_wait()
+            while ticket not in self._answers:
+                self._cond.wait()
+            answer = self._answers.pop(ticket)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def leave(self) -> None:
+        """A procedure finished: it asks for no more passes."""
+        with self._cond:
+            self._running -= 1
+            self._answer_when_all_wait()
+
+    def _answer_when_all_wait(self) -> None:
+        if not self._pending or len(self._pending) < self._running:
+            return
+        batch, self._pending = self._pending, {}
+        try:
+            stats = self.data.map_reduce(_each_request, tuple(batch.values()))
+            self._answers.update(zip(batch, stats.parts))
+        except BaseException as exc:  # every waiting procedure sees the failure of its pass
+            self._answers.update((ticket, exc) for ticket in batch)
+        self.passes += 1
+        logger.debug("%s: shared pass %d answered %d requests", self.name, self.passes, len(batch))
+        self._cond.notify_all()
+
+
+T = TypeVar("T")
+
+
+def run_shared(data: Passes, procedures: Sequence[Callable[[Passes], T]]) -> list[T]:
+    """Run ``procedure(passes)`` for each procedure, at the same time, sharing the passes over ``data``.
+
+    A procedure is any code that makes passes through ``passes.map_reduce`` (an EM run, an
+    initialisation, a scoring pass); its passes join those the others request at the same time.
+    """
+    if len(procedures) == 1:
+        return [procedures[0](data)]
+    shared = SharedPasses(data, len(procedures))
+
+    def member(procedure: Callable[[Passes], T]) -> T:
+        try:
+            return procedure(shared)
+        finally:
+            shared.leave()
+
+    with ThreadPoolExecutor(len(procedures), thread_name_prefix="emdask-shared") as pool:
+        # each thread runs in a copy of this context: the Dask client current here is current there
+        futures = [pool.submit(contextvars.copy_context().run, member, p) for p in procedures]
+        return [f.result() for f in futures]
 
 
 @dataclass
@@ -293,22 +335,22 @@ def fit_restarts(
     model: Any,
     data: Passes,
     n_init: int,
-    initial: Callable[[int], Any],
+    initial: Callable[[int, Passes], Any],
     max_iter: int,
     score: Callable[[FitResult], float],
     checkpoint: Any = None,
 ) -> tuple[FitResult, float]:
     """``n_init`` restarts of :func:`run_em`, keeping the lowest ``score``; resumable from a ``checkpoint``.
 
-    Without a checkpoint the restarts run together (:func:`run_em_together`: one pass per
-    iteration for all of them); with one they run one after another, each resumable.
-    ``initial(restart)`` gives a restart's starting parameters.  With a checkpoint (an object with
+    Without a checkpoint the restarts run together (:func:`run_shared`: their initialisations'
+    passes and then their EM passes are shared); with one they run one after another, each resumable.
+    ``initial(restart, passes)`` gives a restart's starting parameters, making its passes (if any)
+    through ``passes``.  With a checkpoint (an object with
     ``load() -> State | None``, ``save(State)`` and ``remove()``, see :mod:`emdask.checkpoint`)
     the state is saved after every iteration and a re-run continues where the last one stopped.
     """
     if checkpoint is None and n_init > 1:  # nothing to resume: the restarts share every pass
-        starts = [initial(restart) for restart in range(n_init)]
-        results = run_em_together([model] * n_init, data, starts, max_iter)
+        results = run_shared(data, [partial(run_restart, model, initial, r, max_iter) for r in range(n_init)])
         scores = [score(result) for result in results]
         best_restart = int(np.argmin(scores))
         return results[best_restart], scores[best_restart]
@@ -318,7 +360,7 @@ def fit_restarts(
     best = state.best if state is not None else None
     for restart in range(state.restart if state is not None else 0, n_init):
         resumed = state is not None and state.restart == restart and state.params is not None
-        params = state.params if resumed else initial(restart)  # type: ignore[union-attr]
+        params = state.params if resumed else initial(restart, data)  # type: ignore[union-attr]
         history = state.history if resumed else []  # type: ignore[union-attr]
 
         def save(p: Any, h: list[Iteration], restart: int = restart) -> None:
@@ -335,6 +377,11 @@ def fit_restarts(
             checkpoint.save(State(restart + 1, None, [], best))
     assert best is not None
     return FitResult(best[1], best[2], best[3]), best[0]
+
+
+def run_restart(model: Any, initial: Callable[[int, Passes], Any], restart: int, max_iter: int, data: Passes) -> FitResult:
+    """Initialise restart ``restart`` and run EM from there, every pass through ``data``."""
+    return run_em(model, data, initial(restart, data), max_iter)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Self
 
 import dask.array as da
@@ -24,10 +25,11 @@ from emdask.engine import (
     ChunkedData,
     FitResult,
     Summary,
-    Together,
+    Passes,
     fit_restarts,
     run_em,
-    run_em_together,
+    run_restart,
+    run_shared,
     summarize,
 )
 from emdask.gaussian import (
@@ -72,7 +74,7 @@ class _Mixture(BaseEstimator):
         raise NotImplementedError
 
     def _initial_params(
-        self, data: ChunkedData, summary: Summary, model: Any, given: dict[str, np.ndarray], seed: int, restart: int
+        self, data: Passes, summary: Summary, model: Any, given: dict[str, np.ndarray], seed: int, restart: int
     ) -> Any:
         raise NotImplementedError
 
@@ -117,7 +119,7 @@ class _Mixture(BaseEstimator):
         data = ChunkedData(Xd, w, cache=self.cache)
         summary = summarize(data, make_seed(self.random_state), self._sample_size(), type(self)._check_chunk)
         warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, Xd.shape[1])
-        initial = self._initial(data, summary, model, given, warm)
+        initial = self._initial(summary, model, given, warm)
         checkpoint = self._checkpoint(Xd, w)
         best, _ = fit_restarts(model, data, 1 if warm else self.n_init, initial, self.max_iter, _minus_lower_bound,
                                checkpoint)
@@ -137,14 +139,14 @@ class _Mixture(BaseEstimator):
         return max(20_000, 100 * int(self.n_components))
 
     def _initial(
-        self, data: ChunkedData, summary: Summary, model: Any, given: dict[str, np.ndarray], warm: bool = False
-    ) -> Callable[[int], Any]:
+        self, summary: Summary, model: Any, given: dict[str, np.ndarray], warm: bool = False
+    ) -> Callable[[int, Passes], Any]:
         """Starting parameters of each restart: the fitted ones (warm start) or a new initialisation."""
         seed = make_seed(self.random_state)
         summary = summary.truncated(self._sample_size())
 
-        def initial(restart: int) -> Any:
-            return self._params() if warm else self._initial_params(data, summary, model, given, seed, restart)
+        def initial(restart: int, passes: Passes) -> Any:
+            return self._params() if warm else self._initial_params(passes, summary, model, given, seed, restart)
 
         return initial
 
@@ -312,7 +314,7 @@ class GaussianMixture(_Mixture):
 
     def _initial_params(
         self,
-        data: ChunkedData,
+        data: Passes,
         summary: Summary,
         model: GaussianModel,
         given: dict[str, np.ndarray],
@@ -438,7 +440,7 @@ class BernoulliMixture(_Mixture):
 
     def _initial_params(
         self,
-        data: ChunkedData,
+        data: Passes,
         summary: Summary,
         model: BernoulliModel,
         given: dict[str, np.ndarray],
@@ -504,8 +506,8 @@ def select_by_bic(
     summary = summarize(data, make_seed(first.random_state), max(m._sample_size() for m in models),
                         type(first)._check_chunk)
     members = [(i, r) for i, m in enumerate(models) for r in range(m.n_init)]
-    initials = [m._initial(data, summary, c, g) for m, c, g in zip(models, checked, givens)]
-    results = run_em_together([checked[i] for i, _ in members], data, [initials[i](r) for i, r in members], first.max_iter)
+    initials = [m._initial(summary, c, g) for m, c, g in zip(models, checked, givens)]
+    results = run_shared(data, [partial(run_restart, checked[i], initials[i], r, first.max_iter) for i, r in members])
     for i, m in enumerate(models):
         restarts = [res for (j, _), res in zip(members, results) if j == i]
         m._finish(min(restarts, key=_minus_lower_bound), Xd.shape[1])
@@ -528,5 +530,9 @@ def _minus_lower_bound(result: FitResult) -> float:
 def _mean_log_likelihoods(models: list[_Mixture], checked: list[Any], Xd: da.Array) -> list[float]:
     """Each fitted model's mean log-likelihood per (unweighted) row of ``Xd``, all from one pass, as ``score``."""
     data = ChunkedData(Xd, None, cache=False, name="scoring")
-    stats = data.map_reduce(Together(tuple(checked)).e_step, tuple(m._params() for m in models))
-    return [float(part.loglik / part.weight) for part in stats.parts]  # type: ignore[attr-defined]
+    return run_shared(data, [partial(_mean_log_likelihood, c, m._params()) for m, c in zip(models, checked)])
+
+
+def _mean_log_likelihood(model: Any, params: Any, data: Passes) -> float:
+    stats = data.map_reduce(model.e_step, params)
+    return float(stats.loglik / stats.weight)
