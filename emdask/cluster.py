@@ -13,7 +13,7 @@ from emdask._linalg import nearest, sq_distances
 from emdask._random import RandomState, make_seed
 from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.engine import Cache, ChunkedData, FitResult, Passes, Summary, fit_restarts, summarize
-from emdask.init import initial_centres
+from emdask.init import initial_centres, warm_up
 from emdask.kmeans import Lloyd
 
 logger = logging.getLogger("emdask")
@@ -31,8 +31,9 @@ class KMeans(BaseEstimator):
     init : {"k-means||", "k-means++", "random"} or array of shape (n_clusters, n_features)
         ``"k-means||"`` (default): scalable k-means|| over all the data (``init_rounds`` passes plus
         one).  ``"k-means++"`` and ``"random"``: on a weighted random sample of
-        ``init_sample_size`` rows drawn in the first pass (the whole data when it is smaller).
-        An array: these centres.
+        ``init_sample_size`` rows drawn in the first pass (the whole data when it is smaller),
+        then refined by Lloyd on that sample in memory (a warm-up), so the exact passes start near
+        a fixed point.  An array: these centres, as given.
     n_init : int
         Restarts from different initialisations; the one with the lowest inertia is kept.
     max_iter : int
@@ -168,9 +169,11 @@ class KMeans(BaseEstimator):
 
     def _initial_centres(self, data: Passes, summary: Summary, k: int, seed: int, restart: int) -> np.ndarray:
         method = str(self.init)
-        return initial_centres(
+        centres = initial_centres(
             data, summary, k, method, seed, restart, oversampling=self.oversampling_factor, rounds=self.init_rounds
         )
+        # k-means|| already ends with Lloyd on its weighted candidates; a sample start gets it here
+        return centres if method == "k-means||" else warm_up(summary, centres)
 
     _fitted_attribute = "cluster_centers_"
     _fitted_arrays = ("cluster_centers_",)

@@ -127,8 +127,7 @@ def initial_centres(
     proportionally to weight (which are then equally weighted).
     """
     rng = client_rng(seed, 1, restart)
-    rows = summary.sample_rows()
-    weights = summary.sample_weights() if summary.positive <= len(rows) else np.ones(len(rows))
+    rows, weights = _sample(summary)
     p = weights / weights.sum()
     if method == "random":
         return np.asarray(rows[rng.choice(len(rows), k, replace=False, p=p)], dtype=np.float64)
@@ -136,3 +135,21 @@ def initial_centres(
         return kmeans_plusplus(rows, weights, k, rng)
     first = rows[rng.choice(len(rows), p=p)]
     return kmeans_parallel(data, k, first, seed, 1000 * (restart + 1), rng, oversampling=oversampling, rounds=rounds)
+
+
+def _sample(summary: Summary) -> tuple[np.ndarray, np.ndarray]:
+    rows = summary.sample_rows()
+    weights = summary.sample_weights() if summary.positive <= len(rows) else np.ones(len(rows))
+    return rows, weights
+
+
+def warm_up(summary: Summary, centres: np.ndarray, max_iter: int = 100) -> np.ndarray:
+    """Lloyd's iterations on the first pass's sample, in memory, from ``centres``.
+
+    A start for the exact passes that is already near a fixed point, so fewer passes over the
+    data are needed; the exact passes still run to their own fixed point over all rows.
+    """
+    rows, weights = _sample(summary)
+    tol = 1e-4 * float(np.mean(summary.moments.var))
+    sample = InMemoryData(rows, weights, name="warm-up sample")
+    return run_em(Lloyd(len(centres), tol), sample, centres, max_iter=max_iter).params
