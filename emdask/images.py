@@ -123,11 +123,14 @@ def fit_codebook(
     Lloyd as well as k-means|| does, which costs about 30 passes' work on a large set.
     """
     km = KMeans(k, init=init, random_state=random_state, max_iter=max_iter, checkpoint=checkpoint)
+    counted = None
     if pixels.dtype == np.uint8 and _COUNTED_BYTES_PER_PIXEL * pixels.shape[0] <= memory_budget():
-        colours, counts = count_colours(pixels)
+        counted = count_colours(pixels)
+    if counted is not None and counted[0].shape[0] >= k:
+        colours, counts = counted
         km.tol *= _pixel_to_colour_variance(colours, counts)  # the all-pixel fit's stopping rule
         km.fit(colours, sample_weight=counts)
-    else:
+    else:  # too large to hold counted, or fewer colours than K (the fit warns about it)
         km.fit(pixels)
     return np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8), km
 

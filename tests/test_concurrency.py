@@ -24,14 +24,17 @@ from processes import QUIET, ROOT
 DATA = ROOT / "data"
 pytestmark = pytest.mark.slow
 
+# Replaces the store every 30 ms: a reader needs a quiet window as long as its own read (about 8 ms for the
+# mixture here); back-to-back replacements would starve it (it then fails after 5 s, saying so).
 WRITER = """
-import sys, pathlib, emdask
+import sys, pathlib, time, emdask
 target, stop, *sources = sys.argv[1:]
 models = [emdask.load(s) for s in sources]
 n = 0
 while not pathlib.Path(stop).exists():
     models[n % 2].save(target, overwrite=True)
     n += 1
+    time.sleep(0.03)
 print(n)
 """
 
