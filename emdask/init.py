@@ -138,9 +138,20 @@ def initial_centres(
 
 
 def _sample(summary: Summary) -> tuple[np.ndarray, np.ndarray]:
-    rows = summary.sample_rows()
-    weights = summary.sample_weights() if summary.positive <= len(rows) else np.ones(len(rows))
-    return rows, weights
+    """The first pass's sample and the weights that make it stand for the data.
+
+    The whole data keeps its weights.  A drawn sample (A-Res keys ``log(u) / w``, the largest
+    kept) took a row of weight ``w`` with probability ``1 - exp(w t)``, ``t`` the smallest kept
+    key: rows weigh ``w`` over that probability (Horvitz-Thompson), so a heavy row (a colour
+    shared by many pixels) is not counted as one draw.  Equal weights give equal weights.
+    """
+    rows, weights = summary.sample_rows(), summary.sample_weights()
+    if summary.positive <= len(rows):
+        return rows, weights
+    if np.all(weights == weights[0]):
+        return rows, np.ones(len(rows))
+    threshold = float(summary.sample.keys.min())
+    return rows, weights / -np.expm1(weights * threshold)
 
 
 def warm_up(summary: Summary, centres: np.ndarray, max_iter: int = 100) -> np.ndarray:

@@ -199,12 +199,11 @@ def read_snapshot(
     """
     deadline = time.monotonic() + timeout
     while True:
-        first: str | None = None
+        first = _write_id(target)
         try:
             group, meta = read_group(target, kind)
-            first = meta.get("write_id")
             result = read(group, meta)
-            if first is None or _write_id(target) == first:
+            if meta.get("write_id") == first and _write_id(target) == first:
                 return result
         except Exception:  # a file or chunk that vanished mid-read shows as various errors
             if time.monotonic() > deadline or not _replaced_since(target, first):
@@ -225,10 +224,9 @@ def _write_id(target: Target) -> str | None:
 def _replaced_since(target: Target, first: str | None) -> bool:
     """Whether a failed read overlapped a replacement: another write id now, or a swap under way
     (the old store renamed aside, the new one not yet in place)."""
-    now = _write_id(target)
-    if first is not None or now is not None:
-        return now != first
-    if isinstance(target, Store) or _is_url(target):
+    if _write_id(target) != first:
+        return True
+    if first is not None or isinstance(target, Store) or _is_url(target):
         return False
     final = Path(target)
     return any(final.parent.glob(f".{final.name}.old-*"))

@@ -121,3 +121,24 @@ def test_sample_warm_up_cuts_the_exact_passes():
     assert np.mean(ratios) < 1.01, ratios
     exact = emdask.KMeans(16, init="k-means++", random_state=1, tol=0, max_iter=1000).fit(X)
     assert exact.converged_ and exact.history_[-1]["shift"] == 0.0
+
+
+def test_weighted_sample_stands_for_the_weighted_data():
+    """A row of large weight is drawn once but weighs what it stands for; light rows weigh alike (Horvitz-Thompson)."""
+    import dask.array as da
+
+    from emdask.engine import ChunkedData, summarize
+    from emdask.init import _sample
+
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(size=(200_000, 2)), [[50.0, 50.0]]]
+    w = np.r_[np.ones(200_000), 200_000.0]  # the last row is half of the total weight
+    data = ChunkedData(da.from_array(x, chunks=(50_000, 2)), da.from_array(w, chunks=50_000))
+    rows, weights = _sample(summarize(data, 3, 20_000))
+    heavy = np.flatnonzero(rows[:, 0] == 50.0)
+    assert len(heavy) == 1 and weights[heavy[0]] == pytest.approx(200_000.0, rel=1e-6)
+    light = np.delete(weights, heavy)
+    assert np.ptp(light) < 1e-9 * light.max()
+    assert weights.sum() == pytest.approx(w.sum(), rel=0.02)  # the sample stands for the total weight
+    mean = (weights[:, None] * rows).sum(axis=0) / weights.sum()
+    np.testing.assert_allclose(mean, (w[:, None] * x).sum(axis=0) / w.sum(), atol=0.5)
