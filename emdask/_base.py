@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
+from functools import partial
 from typing import Any, Self
 
 import dask.array as da
 
-from emdask._validation import as_rows
+from emdask._validation import as_rows, as_weights
 
 
 class BaseEstimator:
@@ -38,6 +40,24 @@ class BaseEstimator:
             f"{k}={v!r}" for k, v in self.get_params().items() if not (v is defaults.get(k) or _same(v, defaults.get(k)))
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
+
+    cache: Any
+
+    def _validate(self, Xd: da.Array) -> Any:
+        """Check the parameters against the data's shape before any pass; returns what ``_fit_on`` needs."""
+        raise NotImplementedError
+
+    def _fit_on(self, data: Any, Xd: da.Array, weights: da.Array | None, checked: Any) -> Self:
+        """Fit with every pass over the data made through ``data`` (a ``ChunkedData`` or shared passes)."""
+        raise NotImplementedError
+
+    def _fit(self, X: Any, sample_weight: Any) -> Self:
+        from emdask.engine import ChunkedData
+
+        Xd, _ = as_rows(X)
+        w = as_weights(sample_weight, Xd)
+        checked = self._validate(Xd)
+        return self._fit_on(ChunkedData(Xd, w, cache=self.cache), Xd, w, checked)
 
     _fitted_attribute: str = ""
     #: Fitted arrays and scalars that ``save`` writes and ``emdask.load`` restores.
@@ -92,3 +112,25 @@ class NotFittedError(ValueError, AttributeError):
 
 class ConvergenceWarning(UserWarning):
     """A fit ended in a state the user should know about (not converged, fewer distinct clusters)."""
+
+
+def fit_together(estimators: Sequence[BaseEstimator], X: Any, sample_weight: Any = None) -> list[BaseEstimator]:
+    """Fit several estimators to the same data, sharing every pass: each chunk is read once per pass
+    for all of them, and each ends exactly as its own ``fit`` (checkpoints included).
+
+    For a grid of K, restarts or model kinds, an I/O-bound fit costs about its longest member.
+    The data is cached (or not) as the first estimator's ``cache`` says.
+    """
+    from emdask.engine import ChunkedData, run_shared
+
+    if not estimators:
+        raise ValueError("estimators must hold at least one estimator; got none")
+    Xd, _ = as_rows(X)
+    w = as_weights(sample_weight, Xd)
+    checked = [e._validate(Xd) for e in estimators]  # every parameter error before the first pass
+    data = ChunkedData(Xd, w, cache=estimators[0].cache)
+    return run_shared(data, [partial(_fit_member, e, Xd, w, c) for e, c in zip(estimators, checked)])
+
+
+def _fit_member(estimator: BaseEstimator, Xd: da.Array, w: da.Array | None, checked: Any, data: Any) -> BaseEstimator:
+    return estimator._fit_on(data, Xd, w, checked)

@@ -70,10 +70,6 @@ class TopK:
             np.concatenate([self.extra, other.extra]),
         )._select()
 
-    def first(self, size: int) -> TopK:
-        """The ``size`` largest: what a ``TopK`` of that size over the same rows would hold (the rows are kept in order)."""
-        return TopK(size, self.keys[:size], self.index[:size], self.rows[:size], self.extra[:size])
-
     def _select(self) -> TopK:
         keep = _largest(self.keys, self.index, self.size)
         return TopK(self.size, self.keys[keep], self.index[keep], self.rows[keep], self.extra[keep])

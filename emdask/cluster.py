@@ -11,7 +11,7 @@ import numpy as np
 from emdask._base import BaseEstimator, ConvergenceWarning
 from emdask._linalg import nearest, sq_distances
 from emdask._random import RandomState, make_seed
-from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
+from emdask._validation import as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.engine import Cache, ChunkedData, FitResult, Passes, Summary, fit_restarts, summarize
 from emdask.init import initial_centres, warm_up
 from emdask.kmeans import Lloyd
@@ -130,11 +130,14 @@ class KMeans(BaseEstimator):
         inertia and the means.  Runs on the active Dask scheduler (a ``distributed.Client`` if one
         exists).
         """
-        Xd, _ = as_rows(X)
-        w = as_weights(sample_weight, Xd)
-        k, init, n_init = self._check_params(*Xd.shape)
+        return self._fit(X, sample_weight)
+
+    def _validate(self, Xd: da.Array) -> tuple[int, np.ndarray | str, int]:
+        return self._check_params(*Xd.shape)
+
+    def _fit_on(self, data: Passes, Xd: da.Array, w: da.Array | None, checked: tuple[int, np.ndarray | str, int]) -> Self:
+        k, init, n_init = checked
         seed = make_seed(self.random_state)
-        data = ChunkedData(Xd, w, cache=self.cache)
         sample_size = self.init_sample_size or max(20_000, 100 * k)
         summary = summarize(data, seed, sample_size)
         model = Lloyd(k, self.tol * float(np.mean(summary.moments.var)))

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -398,10 +398,6 @@ class Summary(Stats):
     positive: float
     sample: TopK
 
-    def truncated(self, size: int) -> Summary:
-        """This summary with the sample a first pass drawing ``size`` rows would have made."""
-        return replace(self, sample=self.sample.first(size))
-
     def sample_rows(self) -> np.ndarray:
         return self.sample.rows
 
@@ -431,7 +427,7 @@ def summarize_chunk(
     return Summary(Moments.of(x), float(w.sum()), float(pos.sum()), sample)
 
 
-def summarize(data: ChunkedData, seed: int, sample_size: int, check: ChunkCheck | None = None) -> Summary:
+def summarize(data: Passes, seed: int, sample_size: int, check: ChunkCheck | None = None) -> Summary:
     """The first pass: validates values (also by a model's ``check``), computes moments, draws the init sample."""
     summary = data.map_reduce(summarize_chunk, seed, sample_size, data.name, check)
     if summary.weight <= 0:

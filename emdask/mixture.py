@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, Self
 
 import dask.array as da
 import numpy as np
 
-from emdask._base import BaseEstimator, ConvergenceWarning
+from emdask._base import BaseEstimator, ConvergenceWarning, fit_together
 from emdask._linalg import log_responsibilities
 from emdask._random import RandomState, client_rng, make_seed
-from emdask._validation import as_rows, as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
+from emdask._validation import as_rows, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.bernoulli import BernoulliModel, BernoulliParams, check_binary
 from emdask.engine import (
     Cache,
@@ -28,7 +28,6 @@ from emdask.engine import (
     Passes,
     fit_restarts,
     run_em,
-    run_restart,
     run_shared,
     summarize,
 )
@@ -112,20 +111,26 @@ class _Mixture(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Self:
         """Fit to ``X`` (n_samples, n_features), NumPy or Dask; ``sample_weight`` weighs rows in E- and M-steps."""
-        Xd, _ = as_rows(X)
-        w = as_weights(sample_weight, Xd)
+        return self._fit(X, sample_weight)
+
+    def _validate(self, Xd: da.Array) -> tuple[Any, dict[str, np.ndarray]]:
         model = self._checked_model(Xd)
-        given = self._given(model.n_components, Xd.shape[1])
-        data = ChunkedData(Xd, w, cache=self.cache)
+        return model, self._given(model.n_components, Xd.shape[1])
+
+    def _fit_on(
+        self, data: Passes, Xd: da.Array, w: da.Array | None, checked: tuple[Any, dict[str, np.ndarray]]
+    ) -> Self:
+        model, given = checked
+        d = Xd.shape[1]
         summary = summarize(data, make_seed(self.random_state), self._sample_size(), type(self)._check_chunk)
-        warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, Xd.shape[1])
+        warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, d)
         initial = self._initial(summary, model, given, warm)
         checkpoint = self._checkpoint(Xd, w)
         best, _ = fit_restarts(model, data, 1 if warm else self.n_init, initial, self.max_iter, _minus_lower_bound,
                                checkpoint)
         if checkpoint is not None:
             checkpoint.remove()
-        self._finish(best, Xd.shape[1])
+        self._finish(best, d)
         return self
 
     def _checked_model(self, Xd: da.Array) -> Any:
@@ -143,7 +148,6 @@ class _Mixture(BaseEstimator):
     ) -> Callable[[int, Passes], Any]:
         """Starting parameters of each restart: the fitted ones (warm start) or a new initialisation."""
         seed = make_seed(self.random_state)
-        summary = summary.truncated(self._sample_size())
 
         def initial(restart: int, passes: Passes) -> Any:
             return self._params() if warm else self._initial_params(passes, summary, model, given, seed, restart)
@@ -486,9 +490,9 @@ def select_by_bic(
 ) -> tuple[_Mixture, list[dict[str, float]]]:
     """Fit one mixture per candidate number of components and keep the lowest BIC.
 
-    All candidates (and their ``n_init`` restarts) advance together: each pass over the data
-    serves every model still running, so the grid costs about as many passes as its slowest
-    member, and each model is exactly what fitting it alone gives.  Returns the best fitted
+    All candidates (and their ``n_init`` restarts) advance together (:func:`emdask.fit_together`):
+    each pass over the data serves every model still running, so the grid costs about as many
+    passes as its slowest member, and each model is exactly what fitting it alone gives.  Returns the best fitted
     model and a table (one dict per candidate: ``n_components``, ``bic``, ``lower_bound``,
     ``n_iter``).  ``estimator`` is :class:`GaussianMixture` (default) or
     :class:`BernoulliMixture`; ``params`` go to each one.
@@ -497,40 +501,26 @@ def select_by_bic(
     if not ks:
         raise ValueError("n_components must list at least one candidate; got none")
     models = [estimator(n_components=k, **params) for k in ks]
+    fit_together(models, X, sample_weight)
+    bics = bic_of(models, X)
+    table = [{"n_components": k, "bic": b, "lower_bound": m.lower_bound_, "n_iter": m.n_iter_}
+             for k, m, b in zip(ks, models, bics)]
+    return models[int(np.argmin(bics))], table
+
+
+def bic_of(models: Sequence[_Mixture], X: Any) -> list[float]:
+    """``model.bic(X)`` of several fitted mixtures, from one shared pass over ``X``."""
     Xd, _ = as_rows(X)
-    w = as_weights(sample_weight, Xd)
-    checked = [m._checked_model(Xd) for m in models]
-    givens = [m._given(c.n_components, Xd.shape[1]) for m, c in zip(models, checked)]
-    first = models[0]
-    data = ChunkedData(Xd, w, cache=first.cache)
-    summary = summarize(data, make_seed(first.random_state), max(m._sample_size() for m in models),
-                        type(first)._check_chunk)
-    members = [(i, r) for i, m in enumerate(models) for r in range(m.n_init)]
-    initials = [m._initial(summary, c, g) for m, c, g in zip(models, checked, givens)]
-    results = run_shared(data, [partial(run_restart, checked[i], initials[i], r, first.max_iter) for i, r in members])
-    for i, m in enumerate(models):
-        restarts = [res for (j, _), res in zip(members, results) if j == i]
-        m._finish(min(restarts, key=_minus_lower_bound), Xd.shape[1])
     n = Xd.shape[0]
-    scores = _mean_log_likelihoods(models, checked, Xd)
-    table = [
-        {"n_components": k, "bic": -2 * score * n + m._n_parameters() * np.log(n), "lower_bound": m.lower_bound_,
-         "n_iter": m.n_iter_}
-        for k, m, score in zip(ks, models, scores)
-    ]
-    best = min(range(len(ks)), key=lambda i: table[i]["bic"])
-    return models[best], table
+    data = ChunkedData(Xd, None, cache=False, name="scoring")
+    procedures = [partial(_mean_log_likelihood, m._model_for(len(m.weights_)), m._params()) for m in models]
+    scores = run_shared(data, procedures)
+    return [-2 * score * n + m._n_parameters() * np.log(n) for m, score in zip(models, scores)]
 
 
 def _minus_lower_bound(result: FitResult) -> float:
     """The restart to keep has the highest lower bound (its last E-step's objective)."""
     return -result.history[-1].objective
-
-
-def _mean_log_likelihoods(models: list[_Mixture], checked: list[Any], Xd: da.Array) -> list[float]:
-    """Each fitted model's mean log-likelihood per (unweighted) row of ``Xd``, all from one pass, as ``score``."""
-    data = ChunkedData(Xd, None, cache=False, name="scoring")
-    return run_shared(data, [partial(_mean_log_likelihood, c, m._params()) for m, c in zip(models, checked)])
 
 
 def _mean_log_likelihood(model: Any, params: Any, data: Passes) -> float:

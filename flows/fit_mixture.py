@@ -19,12 +19,14 @@ from typing import Any, Literal
 
 import dask.array as da
 import dask.dataframe as dd
+import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 import emdask
 from emdask._validation import check_int
 from emdask.cli import dask_cluster, one_line_errors
+from emdask.mixture import bic_of
 from flows import retry_unless_bad_input
 from emdask.store import StoreError, check_writable
 from emdask.tables import read_table, standardized
@@ -67,24 +69,20 @@ def _fit_and_save(
     X: da.Array, names: list[str], scaling: dict[str, list[float]], model: Model, ks: list[int], covariance_type: str,
     seed: int, max_iter: int, output: str, overwrite: bool,
 ) -> dict[str, Any]:
+    # every K in one set of passes (each chunk read once per pass for all), each with its own checkpoint
+    fitted: list[Any] = emdask.fit_together(
+        [_estimator(model, k, seed, max_iter, f"{output.rstrip('/')}.checkpoint.k{k}", covariance_type) for k in ks], X
+    )
+    values = [est.inertia_ for est in fitted] if model == "kmeans" else bic_of(fitted, X)
     table = []
-    best: tuple[float, Any] | None = None
-    for k in ks:
-        est = _estimator(model, k, seed, max_iter, f"{output.rstrip('/')}.checkpoint.k{k}", covariance_type).fit(X)
+    for k, est, value in zip(ks, fitted, values):
         row: dict[str, Any] = {"k": k, "n_iter": est.n_iter_, "converged": bool(est.converged_)}
-        if model == "kmeans":
-            row["inertia"] = est.inertia_
-            value = est.inertia_
-        else:
-            row["bic"], row["lower_bound"] = est.bic(X), est.lower_bound_
-            value = row["bic"]
+        row.update({"inertia": value} if model == "kmeans" else {"bic": value, "lower_bound": est.lower_bound_})
         table.append(row)
         get_run_logger().info("K=%d: %s", k, row)
-        if best is None or value < best[0]:
-            best = (value, est)
-    assert best is not None
-    best[1].save(output, overwrite=overwrite)
-    return {"table": table, "k": best[1].n_components if model != "kmeans" else best[1].n_clusters,
+    best = fitted[int(np.argmin(values))]
+    best.save(output, overwrite=overwrite)
+    return {"table": table, "k": best.n_components if model != "kmeans" else best.n_clusters,
             "columns": names, "scaling": scaling, "n_rows": int(X.shape[0])}
 
 

@@ -49,34 +49,36 @@ def test_compress_images_flow(tmp_path):
 
 
 def test_fitting_task_retries_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    """A fault after 3 iterations fails the fit task once; Prefect retries it and the fit resumes at iteration 4."""
+    """A fault after the first iteration fails the fit task once; Prefect retries it and the fit resumes at iteration 2.
+
+    (The sample warm-up leaves few exact passes: 2 here, so the fault comes after the first.)"""
     from flows.compress_images import compress_images
 
     real = engine.run_em
     calls = {"first": True, "resumed_from": None}
 
     def faulty(model, data, params, max_iter, history=None, on_iteration=None):
-        """The real run_em; the first checkpointed fit raises right after saving its third iteration."""
+        """The real run_em; the first checkpointed fit raises right after saving its first iteration."""
         if history:
             calls["resumed_from"] = len(history)
             return real(model, data, params, max_iter, history, on_iteration)
 
         def fault(p, h):
             on_iteration(p, h)
-            if calls["first"] and len(h) == 3:
+            if calls["first"] and len(h) == 1:
                 calls["first"] = False
-                raise RuntimeError("injected fault after 3 iterations")
+                raise RuntimeError("injected fault after the first iteration")
 
         return real(model, data, params, max_iter, history, fault if on_iteration else None)
 
     monkeypatch.setattr(engine, "run_em", faulty)
     out = str(tmp_path / "set.zarr")
     compress_images(sources=[str(DATA / "photos" / "coffee.png")], output=out, k=5, workers=1, seed=0, max_iter=50)
-    assert calls["first"] is False and calls["resumed_from"] == 3
+    assert calls["first"] is False and calls["resumed_from"] == 1
     fit = images.info(out)["fit"]
     photo = {"coffee": _png(DATA / "photos" / "coffee.png")}
     reference = images.fit_codebooks(photo, n_colours=5, random_state=0, max_iter=50)
-    assert fit["n_iter"] == reference.n_iter  # same passes in all: none repeated, none lost
+    assert fit["n_iter"] == reference.n_iter and reference.n_iter[0] >= 2  # none repeated, none lost
     np.testing.assert_allclose(fit["history"][0], reference.history[0], rtol=1e-12)
     np.testing.assert_array_equal(zarr.open_group(out)["codebook"][...], reference.codebooks["coffee"])
 

@@ -78,3 +78,24 @@ def test_bernoulli_bic_grid_matches_solo_fits(X):
     for row in table:
         solo = emdask.BernoulliMixture(row["n_components"], random_state=1).fit(B)
         assert row["lower_bound"] == solo.lower_bound_ and row["bic"] == pytest.approx(solo.bic(B), rel=1e-12)
+
+
+def test_fit_together_mixes_kinds_and_checkpoints(X, tmp_path):
+    """Different estimators, one with a checkpoint (its restarts one after another), share the passes."""
+    def make():
+        return [
+            emdask.KMeans(5, init="k-means++", random_state=2),
+            emdask.GaussianMixture(3, covariance_type="full", init_params="k-means++", random_state=2),
+            emdask.KMeans(8, init="k-means++", n_init=2, random_state=2, checkpoint=str(tmp_path / "k8.zarr")),
+        ]
+
+    with counted_passes() as passes:
+        together = emdask.fit_together(make(), X)
+    solo_passes = []
+    for joint, solo in zip(together, make()):
+        with counted_passes() as counted:
+            solo.fit(X)
+        solo_passes.append(len(counted))
+        _assert_same(joint, solo)
+    assert len(passes) <= max(solo_passes) + 1 < sum(solo_passes)
+    assert not (tmp_path / "k8.zarr").exists()  # the checkpoint is removed once its fit ended
