@@ -22,6 +22,17 @@ import numpy as np
 MAX_FEATURES = 16
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_row(
+    x: np.ndarray, i: int, wi: float, best: int, dist2: float, counts: np.ndarray, sums: np.ndarray
+) -> float:
+    """Row ``i`` (weight ``wi``) joins cluster ``best``: its count and sum grow; returns its share of the inertia."""
+    counts[best] += wi
+    for j in range(x.shape[1]):
+        sums[best, j] += wi * np.float64(x[i, j])
+    return wi * dist2
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def lloyd_chunk(
     x: np.ndarray,
@@ -53,13 +64,9 @@ def lloyd_chunk(
             if acc[c] < best_d:
                 best_d = acc[c]
                 best = c
-        wi = w[i]
         labels[i] = best
         dist2[i] = best_d
-        counts[best] += wi
-        inertia += wi * best_d
-        for j in range(d):
-            sums[best, j] += wi * np.float64(x[i, j])
+        inertia += _add_row(x, i, w[i], best, best_d, counts, sums)
     return inertia
 
 
@@ -95,12 +102,8 @@ def assign_labelled(
         for j in range(d):
             t = np.float64(x[i, j]) - centres[best, j]
             s += t * t
-        wi = w[i]
         dist2[i] = s
-        counts[best] += wi
-        inertia += wi * s
-        for j in range(d):
-            sums[best, j] += wi * np.float64(x[i, j])
+        inertia += _add_row(x, i, w[i], best, s, counts, sums)
     return inertia
 
 
