@@ -13,6 +13,10 @@ new parameters.  The engine knows nothing of any model's maths: a model is any o
 - ``converged(history) -> bool``.
 
 Memory is bounded by the chunk size: nothing of size n_samples is ever gathered.
+
+Several fits of the same data (restarts, a grid of K, any estimators) share their passes:
+:func:`run_shared` runs each as a procedure in its own thread, and :class:`SharedPasses` answers
+the passes they wait for at the same time with one pass that reads each chunk once.
 """
 from __future__ import annotations
 
