@@ -120,7 +120,7 @@ class KMeans(BaseEstimator):
         if not np.isfinite(init).all():
             raise ValueError("init contains NaN or infinity; expected finite centres")
         if n_init != 1:
-            warnings.warn(f"init is an array of centres, so n_init={n_init} runs once", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"init is an array of centres, so n_init={n_init} runs once", RuntimeWarning, stacklevel=5)
         return k, init, 1
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Self:
@@ -145,9 +145,9 @@ class KMeans(BaseEstimator):
         def initial(restart: int, passes: Passes) -> np.ndarray:
             return init if isinstance(init, np.ndarray) else self._initial_centres(passes, summary, k, seed, restart)
 
-        def final_inertia(result: FitResult) -> float:
+        def final_inertia(result: FitResult, passes: Passes) -> float:
             last = result.history[-1]
-            inertia = last.objective if last.shift == 0 else data.map_reduce(model.e_step, result.params).inertia
+            inertia = last.objective if last.shift == 0 else passes.map_reduce(model.e_step, result.params).inertia
             logger.info("inertia %.10g after %d iterations", inertia, result.n_iter)
             return float(inertia)
 
@@ -166,7 +166,7 @@ class KMeans(BaseEstimator):
                 f"only {distinct} distinct clusters found, fewer than n_clusters={k}: "
                 "the data may have fewer distinct points than clusters",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=4,  # _fit_on, _fit, fit, the caller
             )
         return self
 

@@ -341,23 +341,21 @@ def fit_restarts(
     n_init: int,
     initial: Callable[[int, Passes], Any],
     max_iter: int,
-    score: Callable[[FitResult], float],
+    score: Callable[[FitResult, Passes], float],
     checkpoint: Any = None,
 ) -> tuple[FitResult, float]:
     """``n_init`` restarts of :func:`run_em`, keeping the lowest ``score``; resumable from a ``checkpoint``.
 
     Without a checkpoint the restarts run together (:func:`run_shared`: their initialisations'
     passes and then their EM passes are shared); with one they run one after another, each resumable.
-    ``initial(restart, passes)`` gives a restart's starting parameters, making its passes (if any)
-    through ``passes``.  With a checkpoint (an object with
+    ``initial(restart, passes)`` gives a restart's starting parameters and ``score(result, passes)``
+    its score, each making its passes (if any) through ``passes``.  With a checkpoint (an object with
     ``load() -> State | None``, ``save(State)`` and ``remove()``, see :mod:`emdask.checkpoint`)
     the state is saved after every iteration and a re-run continues where the last one stopped.
     """
     if checkpoint is None and n_init > 1:  # nothing to resume: the restarts share every pass
-        results = run_shared(data, [partial(run_restart, model, initial, r, max_iter) for r in range(n_init)])
-        scores = [score(result) for result in results]
-        best_restart = int(np.argmin(scores))
-        return results[best_restart], scores[best_restart]
+        scored = run_shared(data, [partial(_scored_restart, model, initial, score, r, max_iter) for r in range(n_init)])
+        return min(scored, key=lambda result_score: result_score[1])
     state = checkpoint.load() if checkpoint is not None else None
     if state is not None:
         logger.info("resuming from checkpoint: restart %d after %d iterations", state.restart, len(state.history))
@@ -373,7 +371,7 @@ def fit_restarts(
         if checkpoint is not None and not resumed:
             save(params, [])
         result = run_em(model, data, params, max_iter, history, save if checkpoint is not None else None)
-        value = score(result)
+        value = score(result, data)
         if best is None or value < best[0]:
             best = (value, result.params, result.history, result.converged)
         state = None
@@ -383,9 +381,17 @@ def fit_restarts(
     return FitResult(best[1], best[2], best[3]), best[0]
 
 
-def run_restart(model: Any, initial: Callable[[int, Passes], Any], restart: int, max_iter: int, data: Passes) -> FitResult:
-    """Initialise restart ``restart`` and run EM from there, every pass through ``data``."""
-    return run_em(model, data, initial(restart, data), max_iter)
+def _scored_restart(
+    model: Any,
+    initial: Callable[[int, Passes], Any],
+    score: Callable[[FitResult, Passes], float],
+    restart: int,
+    max_iter: int,
+    data: Passes,
+) -> tuple[FitResult, float]:
+    """Initialise restart ``restart``, run EM from there and score it, every pass through ``data``."""
+    result = run_em(model, data, initial(restart, data), max_iter)
+    return result, score(result, data)
 
 
 @dataclass(frozen=True)

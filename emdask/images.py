@@ -128,8 +128,8 @@ def fit_codebook(
         counted = count_colours(pixels)
     if counted is not None and counted[0].shape[0] >= k:
         colours, counts = counted
-        km.tol *= _pixel_to_colour_variance(colours, counts)  # the all-pixel fit's stopping rule
-        km.fit(colours, sample_weight=counts)
+        # tol is relative to the rows' variance: rescaled, the fit stops where the fit over every pixel stops
+        km.set_params(tol=km.tol * _pixel_to_colour_variance(colours, counts)).fit(colours, sample_weight=counts)
     else:  # too large to hold counted, or fewer colours than K (the fit warns about it)
         km.fit(pixels)
     return np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8), km

@@ -9,6 +9,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from dataclasses import dataclass
 from typing import Any, Self
 
 import dask.array as da
@@ -17,6 +18,7 @@ import numpy as np
 from emdask._base import BaseEstimator, ConvergenceWarning, fit_together
 from emdask._linalg import log_responsibilities
 from emdask._random import RandomState, client_rng, make_seed
+from emdask._stats import Stats
 from emdask._validation import as_rows, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.bernoulli import BernoulliModel, BernoulliParams, check_binary
 from emdask.engine import (
@@ -114,17 +116,24 @@ class _Mixture(BaseEstimator):
         return self._fit(X, sample_weight)
 
     def _validate(self, Xd: da.Array) -> tuple[Any, dict[str, np.ndarray]]:
-        model = self._checked_model(Xd)
-        return model, self._given(model.n_components, Xd.shape[1])
+        n, d = Xd.shape
+        if n < 2:
+            raise ValueError(f"X must have at least 2 samples to fit a {type(self).__name__}; got {describe(Xd)}")
+        model = self._model(n)
+        return model, self._given(model.n_components, d)
 
     def _fit_on(
         self, data: Passes, Xd: da.Array, w: da.Array | None, checked: tuple[Any, dict[str, np.ndarray]]
     ) -> Self:
         model, given = checked
         d = Xd.shape[1]
-        summary = summarize(data, make_seed(self.random_state), self._sample_size(), type(self)._check_chunk)
+        seed = make_seed(self.random_state)
+        summary = summarize(data, seed, max(20_000, 100 * model.n_components), type(self)._check_chunk)
         warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, d)
-        initial = self._initial(summary, model, given, warm)
+
+        def initial(restart: int, passes: Passes) -> Any:
+            return self._params() if warm else self._initial_params(passes, summary, model, given, seed, restart)
+
         checkpoint = self._checkpoint(Xd, w)
         best, _ = fit_restarts(model, data, 1 if warm else self.n_init, initial, self.max_iter, _minus_lower_bound,
                                checkpoint)
@@ -132,27 +141,6 @@ class _Mixture(BaseEstimator):
             checkpoint.remove()
         self._finish(best, d)
         return self
-
-    def _checked_model(self, Xd: da.Array) -> Any:
-        n = Xd.shape[0]
-        if n < 2:
-            raise ValueError(f"X must have at least 2 samples to fit a {type(self).__name__}; got {describe(Xd)}")
-        return self._model(n)
-
-    def _sample_size(self) -> int:
-        """Rows of the first pass's random sample that the initialisation draws from."""
-        return max(20_000, 100 * int(self.n_components))
-
-    def _initial(
-        self, summary: Summary, model: Any, given: dict[str, np.ndarray], warm: bool = False
-    ) -> Callable[[int, Passes], Any]:
-        """Starting parameters of each restart: the fitted ones (warm start) or a new initialisation."""
-        seed = make_seed(self.random_state)
-
-        def initial(restart: int, passes: Passes) -> Any:
-            return self._params() if warm else self._initial_params(passes, summary, model, given, seed, restart)
-
-        return initial
 
     def _finish(self, best: FitResult, n_features: int) -> None:
         """Set the fitted attributes from the kept restart; warn when it did not converge."""
@@ -167,7 +155,7 @@ class _Mixture(BaseEstimator):
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
                 "increase max_iter or tol, or check the initialisation",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,  # _finish, _fit_on, _fit, fit, the caller
             )
 
     # -- using a fitted model ------------------------------------------------------------
@@ -202,12 +190,11 @@ class _Mixture(BaseEstimator):
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per sample."""
-        return float(da.asarray(self.score_samples(X)).mean().compute())
+        return mean_log_likelihoods([self], X)[0]
 
     def bic(self, X: Any) -> float:
         """Bayesian information criterion on ``X`` (lower is better)."""
-        n = as_rows(X)[0].shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+        return bic_of([self], X)[0]
 
     def aic(self, X: Any) -> float:
         """Akaike information criterion on ``X`` (lower is better)."""
@@ -510,19 +497,37 @@ def select_by_bic(
 
 def bic_of(models: Sequence[_Mixture], X: Any) -> list[float]:
     """``model.bic(X)`` of several fitted mixtures, from one shared pass over ``X``."""
+    n = as_rows(X)[0].shape[0]
+    return [-2 * score * n + m._n_parameters() * np.log(n) for m, score in zip(models, mean_log_likelihoods(models, X))]
+
+
+def mean_log_likelihoods(models: Sequence[_Mixture], X: Any) -> list[float]:
+    """Each fitted mixture's mean log-likelihood per row of ``X`` (``score``), from one shared pass."""
+    for m in models:
+        m._check_fitted()
     Xd, _ = as_rows(X)
-    n = Xd.shape[0]
     data = ChunkedData(Xd, None, cache=False, name="scoring")
     procedures = [partial(_mean_log_likelihood, m._model_for(len(m.weights_)), m._params()) for m in models]
-    scores = run_shared(data, procedures)
-    return [-2 * score * n + m._n_parameters() * np.log(n) for m, score in zip(models, scores)]
+    return run_shared(data, procedures)
 
 
-def _minus_lower_bound(result: FitResult) -> float:
-    """The restart to keep has the highest lower bound (its last E-step's objective)."""
-    return -result.history[-1].objective
+@dataclass(frozen=True)
+class _LogLikelihood(Stats):
+    total: float
+    rows: float
+
+
+def _log_likelihood_chunk(x: np.ndarray, w: np.ndarray | None, offset: int, model: Any, params: Any) -> _LogLikelihood:
+    check_finite_chunk(x, offset, "X")
+    norm, _ = log_responsibilities(model.log_prob(x, params))
+    return _LogLikelihood(float(norm.sum()), float(len(x)))
 
 
 def _mean_log_likelihood(model: Any, params: Any, data: Passes) -> float:
-    stats = data.map_reduce(model.e_step, params)
-    return float(stats.loglik / stats.weight)
+    stats = data.map_reduce(_log_likelihood_chunk, model, params)
+    return stats.total / stats.rows
+
+
+def _minus_lower_bound(result: FitResult, passes: Passes) -> float:
+    """The restart to keep has the highest lower bound (its last E-step's objective)."""
+    return -result.history[-1].objective

@@ -66,7 +66,8 @@ def test_bic_grid_advances_together_and_each_model_is_the_solo_fit(X, init_param
     for row, solo in zip(table, solos):
         assert row["n_iter"] == solo.n_iter_
         assert row["lower_bound"] == solo.lower_bound_
-        assert row["bic"] == pytest.approx(solo.bic(X), rel=1e-12)
+        per_row = np.asarray(solo.score_samples(X))  # an independent path: the per-row log-likelihoods
+        assert row["bic"] == pytest.approx(-2 * per_row.sum() + solo._n_parameters() * np.log(len(per_row)), rel=1e-12)
     _assert_same(best, solos[int(np.argmin([r["bic"] for r in table]))])
     # the grid costs about its longest member: one first pass, the longest initialisation and EM, one scoring pass
     assert len(passes) <= max(solo_passes) + 1 < sum(solo_passes)
@@ -81,12 +82,15 @@ def test_bernoulli_bic_grid_matches_solo_fits(X):
 
 
 def test_fit_together_mixes_kinds_and_checkpoints(X, tmp_path):
-    """Different estimators, one with a checkpoint (its restarts one after another), share the passes."""
+    """Different estimators share the passes: one with a checkpoint (its restarts one after another), one whose
+    restarts share passes among themselves inside the shared passes, one stopped by max_iter (its final
+    inertia pass shared too)."""
     def make():
         return [
             emdask.KMeans(5, init="k-means++", random_state=2),
             emdask.GaussianMixture(3, covariance_type="full", init_params="k-means++", random_state=2),
             emdask.KMeans(8, init="k-means++", n_init=2, random_state=2, checkpoint=str(tmp_path / "k8.zarr")),
+            emdask.KMeans(4, init="k-means||", n_init=3, random_state=2, max_iter=4),  # restarts shared within
         ]
 
     with counted_passes() as passes:
