@@ -5,25 +5,26 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from emdask._kernels import first_argmin
+from emdask._kernels import first_argmin, labelled_dist2, shifted_into
 
 #: Entries of one (rows x centres) block of distances; keeps the block in cache, never n x K.
-BLOCK_ENTRIES = 2**18
+BLOCK_ENTRIES = 2**17
 
 
 #: float32 squares neither overflow nor underflow for |x - shift| in this range.
 _FLOAT32_SCALES = (1e-15, 1e15)
 
 
-def centred(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def centred(x: np.ndarray, shift: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``x - shift`` in float32 for float32 data whose squares fit float32's range, else in float64.
 
     Ints, bools and float64 are computed in float64; so are float32 values so large (1e30) or so
-    small (1e-30) that their squared distances would be inf or 0 in float32.
+    small (1e-30) that their squared distances would be inf or 0 in float32.  ``out``, a float32
+    buffer of at least ``x``'s shape, saves the allocation.
     """
     if x.dtype == np.float32:
-        xs = x - shift.astype(np.float32)
-        scale = float(np.abs(xs).max(initial=0.0))
+        xs = np.empty(x.shape, np.float32) if out is None else out[: len(x)]
+        scale = float(shifted_into(x, shift.astype(np.float32), xs))
         if scale == 0.0 or _FLOAT32_SCALES[0] < scale < _FLOAT32_SCALES[1]:
             return xs
     return x.astype(np.float64) - shift
@@ -45,34 +46,41 @@ def sq_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0, out=d)
 
 
-def centre_scores(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-    """Per cache-sized row block: its slice and scores (K, rows) whose column-wise argmin is the nearest centre.
+def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """Per cache-sized row block: its slice and the index of each row's nearest centre.
 
-    ``score = |c - s|^2 / 2 - (c - s).(x - s)`` (one matrix product in the data's precision, about
-    the centres' mean ``s``): the squared distance less ``|x - s|^2``, which does not change the
-    argmin.  Centres along the first axis, so the running minimum over them runs along contiguous rows.
+    The argmin is over ``|c - s|^2 / 2 - (c - s).(x - s)``, one matrix product in the data's
+    precision about the centres' mean ``s``: the squared distance less ``|x - s|^2``, which does
+    not change it.  The block's buffers are reused: use the labels before taking the next block.
     """
+    k = len(centres)
     shift = centres.mean(axis=0)
     cs = centres - shift
     half_norms = 0.5 * np.einsum("ij,ij->i", cs, cs)
-    for rows in row_blocks(len(x), len(centres)):
-        xs = centred(x[rows], shift)
-        scores = cs.astype(xs.dtype) @ xs.T
-        yield rows, np.subtract(half_norms.astype(xs.dtype)[:, None], scores, out=scores)
+    step = next(row_blocks(len(x), k), slice(0, 0)).stop
+    xs_buffer = np.empty((step, x.shape[1]), np.float32)
+    scores_buffer = np.empty(k * step, np.float64)
+    labels = np.empty(step, np.int32)
+    for rows in row_blocks(len(x), k):
+        xs = centred(x[rows], shift, xs_buffer)
+        m = len(xs)
+        scores = scores_buffer.view(xs.dtype)[: k * m].reshape(k, m)
+        np.matmul(cs.astype(xs.dtype), xs.T, out=scores)
+        first_argmin(half_norms.astype(xs.dtype), scores, labels[:m])
+        yield rows, labels[:m]
 
 
 def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest centre of each row and the exact squared distance to it (float64).
 
-    The argmin uses the matrix-product scores; the distance of the chosen centre is recomputed
-    from the residual, so it carries no cancellation error.
+    The argmin uses the matrix-product scores of :func:`nearest_blocks`; the distance of the chosen
+    centre is recomputed from the residual, so it carries no cancellation error.
     """
     labels = np.empty(len(x), dtype=np.intp)
     dist2 = np.empty(len(x), dtype=np.float64)
-    for rows, scores in centre_scores(x, centres):
-        first_argmin(scores, labels[rows])
-        resid = x[rows].astype(np.float64) - centres[labels[rows]]
-        dist2[rows] = np.einsum("ij,ij->i", resid, resid)
+    for rows, block in nearest_blocks(x, centres):
+        labels[rows] = block
+        labelled_dist2(x[rows], block, centres, dist2[rows])
     return labels, dist2
 
 

@@ -53,8 +53,9 @@ class TopK:
         chunk's rows copies only ``size`` of them.
         """
         keys = np.asarray(keys, dtype=np.float64)
-        finite = np.flatnonzero(keys > -np.inf)
-        keep = finite[_largest(keys[finite], finite, size)]
+        candidates = _at_least_kth(keys, size)
+        candidates = candidates[keys[candidates] > -np.inf]
+        keep = candidates[_largest(keys[candidates], candidates, size)]
         if extra is None:
             kept_extra = np.zeros((len(keep), 0))
         else:
@@ -75,12 +76,17 @@ class TopK:
         return TopK(self.size, self.keys[keep], self.index[keep], self.rows[keep], self.extra[keep])
 
 
+def _at_least_kth(keys: np.ndarray, size: int) -> np.ndarray:
+    """Positions of the keys not below the ``size``-th largest (all of them when there are fewer)."""
+    if len(keys) <= size:
+        return np.arange(len(keys))
+    threshold = np.partition(keys, len(keys) - size)[len(keys) - size]
+    return np.flatnonzero(keys >= threshold)
+
+
 def _largest(keys: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
     """Positions of the ``size`` largest keys, ties to the lowest index, in that order."""
-    candidates = np.arange(len(keys))
-    if len(keys) > size:
-        threshold = np.partition(keys, len(keys) - size)[len(keys) - size]
-        candidates = np.flatnonzero(keys >= threshold)
+    candidates = _at_least_kth(keys, size)
     order = np.lexsort((index[candidates], -keys[candidates]))[:size]
     return candidates[order]
 

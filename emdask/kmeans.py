@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emdask._kernels import MAX_FEATURES, assign_labelled, first_argmin, lloyd_chunk
-from emdask._linalg import centre_scores
+from emdask._kernels import MAX_FEATURES, add_labelled, labelled_dist2, lloyd_chunk
+from emdask._linalg import nearest_blocks
 from emdask._stats import Stats, TopK
 from emdask.engine import Iteration
 
@@ -56,10 +56,12 @@ class Lloyd:
             inertia = lloyd_chunk(x, weights, np.ascontiguousarray(centres.T), labels, dist2, counts, sums)
         else:
             inertia = 0.0
-            for rows, scores in centre_scores(x, centres):
-                first_argmin(scores, labels[rows])
-                inertia += assign_labelled(x[rows], weights[rows], labels[rows], centres, dist2[rows], counts, sums)
-        far = TopK.of(k, np.where(weights > 0, dist2, -np.inf), offset, x, (labels, weights))
+            for rows, block in nearest_blocks(x, centres):
+                labels[rows] = block
+                labelled_dist2(x[rows], block, centres, dist2[rows])
+                inertia += add_labelled(x[rows], weights[rows], block, dist2[rows], counts, sums)
+        keys = dist2 if w is None else np.where(weights > 0, dist2, -np.inf)
+        far = TopK.of(k, keys, offset, x, (labels, weights))
         return KMeansStats(counts, sums, float(inertia), far)
 
     def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:
