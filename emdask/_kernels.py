@@ -35,6 +35,23 @@ def _add_row(
     return wi * dist2
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _nearest(
+    x: np.ndarray, i: int, w: np.ndarray, acc: np.ndarray, labels: np.ndarray, dist2: np.ndarray, counts: np.ndarray,
+    sums: np.ndarray,
+) -> float:
+    """Row ``i`` with squared distances ``acc`` (K,) joins its first nearest centre; returns its inertia."""
+    best = 0
+    best_d = acc[0]
+    for c in range(1, acc.shape[0]):
+        better = acc[c] < best_d
+        best_d = acc[c] if better else best_d
+        best = c if better else best
+    labels[i] = best
+    dist2[i] = best_d
+    return _add_row(x, i, w[i], best, best_d, counts, sums)
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def lloyd_chunk(
     x: np.ndarray,
@@ -48,11 +65,27 @@ def lloyd_chunk(
     """Assign every row of ``x`` (n, D) to its nearest centre (``centres_t`` is (D, K)); returns the inertia.
 
     Fills ``labels`` (n,) and ``dist2`` (n,), adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,) weights.
+    The squared distances (float64) vectorise over the centres.  RGB pixels (three features) take
+    an unrolled loop that keeps each distance in a register, 1.5x faster than accumulating feature
+    by feature (bench/); the sums' order, hence every bit of the result, is the same.
     """
     n, d = x.shape
     k = centres_t.shape[1]
     acc = np.empty(k)
     inertia = 0.0
+    if d == 3:
+        c0, c1, c2 = centres_t[0], centres_t[1], centres_t[2]
+        for i in range(n):
+            v0 = np.float64(x[i, 0])
+            v1 = np.float64(x[i, 1])
+            v2 = np.float64(x[i, 2])
+            for c in range(k):
+                t0 = v0 - c0[c]
+                t1 = v1 - c1[c]
+                t2 = v2 - c2[c]
+                acc[c] = t0 * t0 + t1 * t1 + t2 * t2
+            inertia += _nearest(x, i, w, acc, labels, dist2, counts, sums)
+        return inertia
     for i in range(n):
         acc[:] = 0.0
         for j in range(d):
@@ -60,15 +93,7 @@ def lloyd_chunk(
             for c in range(k):
                 t = v - centres_t[j, c]
                 acc[c] += t * t
-        best = 0
-        best_d = acc[0]
-        for c in range(1, k):
-            if acc[c] < best_d:
-                best_d = acc[c]
-                best = c
-        labels[i] = best
-        dist2[i] = best_d
-        inertia += _add_row(x, i, w[i], best, best_d, counts, sums)
+        inertia += _nearest(x, i, w, acc, labels, dist2, counts, sums)
     return inertia
 
 

@@ -160,7 +160,8 @@ import sys, numpy as np
 from skimage import data
 from emdask import images
 big = np.tile(data.astronaut(), (6, 6, 1))  # 3072 x 3072
-images.compress({"big": big}, sys.argv[1], n_colours=4, random_state=0, max_iter=2, overwrite=True)
+many = {f"big{i}": np.roll(big, i, axis=0) for i in range(6)}  # written one after the other: a wide window
+images.compress(many, sys.argv[1], n_colours=4, random_state=0, max_iter=2, overwrite=True)
 """
 
 
@@ -174,12 +175,12 @@ def test_killed_write_leaves_previous_store_intact(tmp_path, photo_set):
     deadline = time.monotonic() + 240
     partial: list[Path] = []
     while not partial and proc.poll() is None and time.monotonic() < deadline:
-        partial = [p for p in tmp_path.iterdir() if ".partial-" in p.name and (p / "zarr.json").exists()]
-        time.sleep(0.02)
-    assert partial, "the writer finished or failed before it was seen writing"
-    time.sleep(0.3)
+        # killed once the first image's codes are being written
+        partial = [p for p in tmp_path.glob("*.partial-*") if any((p / "images" / "big0").rglob("c/*"))]
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL, "the writer finished before it was seen writing"
+    assert partial, "the writer failed before it was seen writing"
     np.testing.assert_array_equal(images.decompress(path).compute(), before)
     assert images.info(path)["images"][0]["name"] == "coffee"
     with pytest.raises(StoreError, match="is incomplete"):
