@@ -1,5 +1,7 @@
 """K-means on 2 M x 32 float32 features, K=64, 20 iterations from a fixed init: emdask vs scikit-learn vs faiss.
 
+The three tools alternate over ``--rounds`` rounds (``bench.rounds``); each row is a median.
+
 Usage: ``python -m bench.kmeans_features [--quick]``; ``python -m bench`` runs it with the others.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from bench import limits as machine
 from bench.gmm import blobs
 from bench.kmeans_pixels import time_faiss, time_sklearn
+from bench.rounds import interleaved
 
 
 def time_emdask(X: np.ndarray, init: np.ndarray, iters: int, chunk_rows: int) -> float:
@@ -29,16 +32,18 @@ def time_emdask(X: np.ndarray, init: np.ndarray, iters: int, chunk_rows: int) ->
 def main(limits: tuple[float, float] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="200 k rows, 5 iterations")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median of each tool is shown")
     args, _ = parser.parse_known_args()
     n, d, k, iters = (200_000, 32, 64, 5) if args.quick else (2_000_000, 32, 64, 20)
     gflops, gbps = limits or machine.measure()
     X = blobs(n, d, k).astype(np.float32)
     init = X[np.random.default_rng(1).choice(n, k, replace=False)].astype(np.float64)
-    rows = [
-        ("scikit-learn KMeans(lloyd)", time_sklearn(X, init, iters)),
-        ("faiss Kmeans, every point", time_faiss(X, init, iters)),
-        ("emdask, threads, per pass", time_emdask(X, init, iters, 250_000)),
-    ]
+    medians = interleaved({
+        "scikit-learn KMeans(lloyd)": lambda: time_sklearn(X, init, iters),
+        "faiss Kmeans, every point": lambda: time_faiss(X, init, iters),
+        "emdask, threads, per pass": lambda: time_emdask(X, init, iters, 250_000),
+    }, args.rounds)
+    rows = list(medians.items())
     floor = machine.floor_seconds(2.0 * n * k * d, X.nbytes, gflops, gbps)
     print(f"\n{f'case ({n:,} x {d} float32, K={k})':38s} {'s/iter':>8s} {'vs sklearn':>11s} {'vs faiss':>9s} {'vs floor':>9s}")
     for name, t in rows:

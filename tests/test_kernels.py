@@ -54,9 +54,9 @@ def test_fused_and_matrix_product_paths_agree_on_pixels(dtype, monkeypatch):
     np.testing.assert_allclose(fused.inertia, blas.inertia, rtol=1e-9)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
-    st.integers(0, 300), st.integers(1, 10), st.integers(1, 6), st.sampled_from(["diag", "spherical"]),
+    st.integers(0, 300), st.integers(1, 10), st.integers(1, 6), st.sampled_from(["full", "tied", "diag", "spherical"]),
     st.sampled_from([np.uint8, np.float32, np.float64]), st.integers(0, 2**31), st.booleans(),
 )
 def test_fused_gaussian_estep_equals_the_plain_path(n, d, k, cov, dtype, seed, weighted):
@@ -64,18 +64,23 @@ def test_fused_gaussian_estep_equals_the_plain_path(n, d, k, cov, dtype, seed, w
 
     rng = np.random.default_rng(seed)
     x = (rng.normal(size=(n, d)) * 20 + 100).astype(dtype)
-    variances = rng.uniform(0.5, 400, (k, d) if cov == "diag" else k)
+    if cov in ("full", "tied"):  # correlated, anisotropic: A A^T + a ridge
+        a = rng.normal(scale=10, size=(k if cov == "full" else 1, d, d))
+        variances = a @ a.transpose(0, 2, 1) + np.eye(d)
+        variances = variances if cov == "full" else variances[0]
+    else:
+        variances = rng.uniform(0.5, 400, (k, d) if cov == "diag" else k)
     weights = rng.dirichlet(np.ones(k))
     params = gaussian.GaussianParams(weights, rng.normal(100, 20, (k, d)), variances,
                                      gaussian.precision_cholesky(variances, cov), cov)
     w = rng.choice([0.0, 0.5, 2.0], n) if weighted else None
     model = gaussian.GaussianModel(k, cov)
     fused = model.e_step(x, w, 0, params)
-    gaussian.FUSED_DIAGONAL = False
+    gaussian.FUSED = False
     try:
         plain = model.e_step(x, w, 0, params)
     finally:
-        gaussian.FUSED_DIAGONAL = True
+        gaussian.FUSED = True
     for name in ("nk", "sx", "sxx"):
         np.testing.assert_allclose(getattr(fused, name), getattr(plain, name), rtol=1e-9, atol=1e-9 * max(1, n))
     assert fused.loglik == pytest.approx(plain.loglik, rel=1e-12, abs=1e-9)
