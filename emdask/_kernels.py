@@ -92,9 +92,9 @@ def lloyd_chunk(
     for i in range(n):
         for j in range(0, d, 4):
             v0 = np.float64(x[i, j])
-            v1 = np.float64(x[i, j + 1]) if j + 1 < d else 0.0
-            v2 = np.float64(x[i, j + 2]) if j + 2 < d else 0.0
-            v3 = np.float64(x[i, j + 3]) if j + 3 < d else 0.0
+            v1 = np.float64(x[i, j + 1]) if j + 1 < d else np.float64(0.0)
+            v2 = np.float64(x[i, j + 2]) if j + 2 < d else np.float64(0.0)
+            v3 = np.float64(x[i, j + 3]) if j + 3 < d else np.float64(0.0)
             c0, c1, c2, c3 = padded[j], padded[j + 1], padded[j + 2], padded[j + 3]
             if j == 0:
                 for c in range(k):
