@@ -37,7 +37,7 @@ def _add_row(
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _nearest(
+def _join_nearest(
     x: np.ndarray, i: int, w: np.ndarray, acc: np.ndarray, labels: np.ndarray, dist2: np.ndarray, counts: np.ndarray,
     sums: np.ndarray,
 ) -> float:
@@ -85,7 +85,7 @@ def lloyd_chunk(
                 t1 = v1 - c1[c]
                 t2 = v2 - c2[c]
                 acc[c] = t0 * t0 + t1 * t1 + t2 * t2
-            inertia += _nearest(x, i, w, acc, labels, dist2, counts, sums)
+            inertia += _join_nearest(x, i, w, acc, labels, dist2, counts, sums)
         return inertia
     padded = np.zeros((d + (-d) % 4, k))  # features in groups of four; the padding adds exact zeros
     padded[:d] = centres_t
@@ -104,7 +104,7 @@ def lloyd_chunk(
                 for c in range(k):
                     t0, t1, t2, t3 = v0 - c0[c], v1 - c1[c], v2 - c2[c], v3 - c3[c]
                     acc[c] += t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
-        inertia += _nearest(x, i, w, acc, labels, dist2, counts, sums)
+        inertia += _join_nearest(x, i, w, acc, labels, dist2, counts, sums)
     return inertia
 
 

@@ -46,12 +46,14 @@ def sq_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0, out=d)
 
 
-def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-    """Per cache-sized row block: its slice and the index of each row's nearest centre.
+def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Per cache-sized row block: its slice, each row's nearest centre and the exact squared distance to it.
 
     The argmin is over ``|c - s|^2 / 2 - (c - s).(x - s)``, one matrix product in the data's
     precision about the centres' mean ``s``: the squared distance less ``|x - s|^2``, which does
-    not change it.  The block's buffers are reused: use the labels before taking the next block.
+    not change it.  The distance of the chosen centre is then recomputed from the residual in
+    float64, so it carries no cancellation error.  The block's buffers are reused: use its labels
+    and distances before taking the next block.
     """
     k = len(centres)
     shift = centres.mean(axis=0)
@@ -60,27 +62,23 @@ def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
     step = next(row_blocks(len(x), k), slice(0, 0)).stop
     xs_buffer = np.empty((step, x.shape[1]), np.float32)
     scores_buffer = np.empty(k * step, np.float64)
-    labels = np.empty(step, np.int32)
+    labels, dist2 = np.empty(step, np.int32), np.empty(step)
     for rows in row_blocks(len(x), k):
         xs = centred(x[rows], shift, xs_buffer)
         m = len(xs)
         scores = scores_buffer.view(xs.dtype)[: k * m].reshape(k, m)
         np.matmul(cs.astype(xs.dtype), xs.T, out=scores)
         first_argmin(half_norms.astype(xs.dtype), scores, labels[:m])
-        yield rows, labels[:m]
+        labelled_dist2(x[rows], labels[:m], centres, dist2[:m])
+        yield rows, labels[:m], dist2[:m]
 
 
 def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest centre of each row and the exact squared distance to it (float64).
-
-    The argmin uses the matrix-product scores of :func:`nearest_blocks`; the distance of the chosen
-    centre is recomputed from the residual, so it carries no cancellation error.
-    """
+    """Index of the nearest centre of each row and the exact squared distance to it (float64): :func:`nearest_blocks` for all rows."""
     labels = np.empty(len(x), dtype=np.intp)
     dist2 = np.empty(len(x), dtype=np.float64)
-    for rows, block in nearest_blocks(x, centres):
-        labels[rows] = block
-        labelled_dist2(x[rows], block, centres, dist2[rows])
+    for rows, block_labels, block_dist2 in nearest_blocks(x, centres):
+        labels[rows], dist2[rows] = block_labels, block_dist2
     return labels, dist2
 
 

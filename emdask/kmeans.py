@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emdask._kernels import MAX_FEATURES, add_labelled, labelled_dist2, lloyd_chunk
+from emdask._kernels import MAX_FEATURES, add_labelled, lloyd_chunk
 from emdask._linalg import nearest_blocks
 from emdask._stats import Stats, TopK
 from emdask.engine import Iteration
@@ -56,10 +56,9 @@ class Lloyd:
             inertia = lloyd_chunk(x, weights, np.ascontiguousarray(centres.T), labels, dist2, counts, sums)
         else:
             inertia = 0.0
-            for rows, block in nearest_blocks(x, centres):
-                labels[rows] = block
-                labelled_dist2(x[rows], block, centres, dist2[rows])
-                inertia += add_labelled(x[rows], weights[rows], block, dist2[rows], counts, sums)
+            for rows, block_labels, block_dist2 in nearest_blocks(x, centres):
+                labels[rows], dist2[rows] = block_labels, block_dist2
+                inertia += add_labelled(x[rows], weights[rows], block_labels, block_dist2, counts, sums)
         keys = dist2 if w is None else np.where(weights > 0, dist2, -np.inf)
         far = TopK.of(k, keys, offset, x, (labels, weights))
         return KMeansStats(counts, sums, float(inertia), far)
