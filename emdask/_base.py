@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import inspect
+import os
+import sys
+import warnings
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, Self
@@ -52,12 +55,8 @@ class BaseEstimator:
         raise NotImplementedError
 
     def _fit(self, X: Any, sample_weight: Any) -> Self:
-        from emdask.engine import ChunkedData
-
-        Xd, _ = as_rows(X)
-        w = as_weights(sample_weight, Xd)
-        checked = self._validate(Xd)
-        return self._fit_on(ChunkedData(Xd, w, cache=self.cache), Xd, w, checked)
+        data, Xd, w, (checked,) = _prepared([self], X, sample_weight)
+        return self._fit_on(data, Xd, w, checked)
 
     _fitted_attribute: str = ""
     #: Fitted arrays and scalars that ``save`` writes and ``emdask.load`` restores.
@@ -114,6 +113,18 @@ class ConvergenceWarning(UserWarning):
     """A fit ended in a state the user should know about (not converged, fewer distinct clusters)."""
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside emdask (the user's ``fit`` call),
+    however many of emdask's own calls lie between, so no stack depth is counted by hand."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
 def fit_together(estimators: Sequence[BaseEstimator], X: Any, sample_weight: Any = None) -> list[BaseEstimator]:
     """Fit several estimators to the same data, sharing every pass: each chunk is read once per pass
     for all of them, and each ends exactly as its own ``fit`` (checkpoints included).
@@ -121,15 +132,28 @@ def fit_together(estimators: Sequence[BaseEstimator], X: Any, sample_weight: Any
     For a grid of K, restarts or model kinds, an I/O-bound fit costs about its longest member.
     The data is cached (or not) as the first estimator's ``cache`` says.
     """
-    from emdask.engine import ChunkedData, run_shared
+    from emdask.engine import run_shared
 
     if not estimators:
         raise ValueError("estimators must hold at least one estimator; got none")
+    data, Xd, w, checked = _prepared(estimators, X, sample_weight)
+    return run_shared(data, [partial(_fit_member, e, Xd, w, c) for e, c in zip(estimators, checked)])
+
+
+def _prepared(
+    estimators: Sequence[BaseEstimator], X: Any, sample_weight: Any
+) -> tuple[Any, da.Array, da.Array | None, list[Any]]:
+    """The data's passes, its rows and weights as Dask arrays, and each estimator's checked parameters.
+
+    Every parameter error is raised here, before the first pass; the data is cached (or not) as
+    the first estimator's ``cache`` says.
+    """
+    from emdask.engine import ChunkedData
+
     Xd, _ = as_rows(X)
     w = as_weights(sample_weight, Xd)
-    checked = [e._validate(Xd) for e in estimators]  # every parameter error before the first pass
-    data = ChunkedData(Xd, w, cache=estimators[0].cache)
-    return run_shared(data, [partial(_fit_member, e, Xd, w, c) for e, c in zip(estimators, checked)])
+    checked = [e._validate(Xd) for e in estimators]
+    return ChunkedData(Xd, w, cache=estimators[0].cache), Xd, w, checked
 
 
 def _fit_member(estimator: BaseEstimator, Xd: da.Array, w: da.Array | None, checked: Any, data: Any) -> BaseEstimator:

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any, Self
 
 import dask.array as da
 import numpy as np
 
-from emdask._base import BaseEstimator, ConvergenceWarning
+from emdask._base import BaseEstimator, ConvergenceWarning, warn
 from emdask._linalg import nearest, sq_distances
 from emdask._random import RandomState, make_seed
 from emdask._validation import as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
@@ -120,7 +119,7 @@ class KMeans(BaseEstimator):
         if not np.isfinite(init).all():
             raise ValueError("init contains NaN or infinity; expected finite centres")
         if n_init != 1:
-            warnings.warn(f"init is an array of centres, so n_init={n_init} runs once", RuntimeWarning, stacklevel=5)
+            warn(f"init is an array of centres, so n_init={n_init} runs once", RuntimeWarning)
         return k, init, 1
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Self:
@@ -162,11 +161,10 @@ class KMeans(BaseEstimator):
         self.n_features_in_ = Xd.shape[1]
         distinct = len(np.unique(self.cluster_centers_, axis=0))
         if distinct < k:
-            warnings.warn(
+            warn(
                 f"only {distinct} distinct clusters found, fewer than n_clusters={k}: "
                 "the data may have fewer distinct points than clusters",
                 ConvergenceWarning,
-                stacklevel=4,  # _fit_on, _fit, fit, the caller
             )
         return self
 

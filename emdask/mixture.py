@@ -6,7 +6,6 @@ outputs; each supplies its model, its initialisation and its parameters.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any, Self
 import dask.array as da
 import numpy as np
 
-from emdask._base import BaseEstimator, ConvergenceWarning, fit_together
+from emdask._base import BaseEstimator, ConvergenceWarning, fit_together, warn
 from emdask._linalg import log_responsibilities
 from emdask._random import RandomState, client_rng, make_seed
 from emdask._stats import Stats
@@ -151,11 +150,10 @@ class _Mixture(BaseEstimator):
         self.history_ = best.history_dicts()
         self.n_features_in_ = n_features
         if not self.converged_:
-            warnings.warn(
+            warn(
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
                 "increase max_iter or tol, or check the initialisation",
                 ConvergenceWarning,
-                stacklevel=5,  # _finish, _fit_on, _fit, fit, the caller
             )
 
     # -- using a fitted model ------------------------------------------------------------

@@ -142,3 +142,19 @@ def test_weighted_sample_stands_for_the_weighted_data():
     assert weights.sum() == pytest.approx(w.sum(), rel=0.02)  # the sample stands for the total weight
     mean = (weights[:, None] * rows).sum(axis=0) / weights.sum()
     np.testing.assert_allclose(mean, (w[:, None] * x).sum(axis=0) / w.sum(), atol=0.5)
+
+
+def test_warnings_point_at_the_callers_line():
+    """Every warning a fit gives names the line that called ``fit``, not a frame inside emdask."""
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    cases = [
+        (emdask.ConvergenceWarning, lambda: emdask.GaussianMixture(3, max_iter=1, random_state=0).fit(X)),
+        (emdask.ConvergenceWarning, lambda: emdask.BernoulliMixture(2, max_iter=1, random_state=0).fit(X > 0)),
+        (emdask.ConvergenceWarning, lambda: emdask.KMeans(3, random_state=0).fit(np.zeros((10, 2)))),
+        (RuntimeWarning, lambda: emdask.KMeans(2, init=X[:2], n_init=3).fit(X)),
+        (RuntimeWarning, lambda: emdask.fit_together([emdask.KMeans(2, init=X[:2], n_init=3)], X)),
+    ]
+    for category, fit in cases:
+        with pytest.warns(category) as record:
+            fit()
+        assert [r.filename for r in record if issubclass(r.category, category)] == [__file__], category
