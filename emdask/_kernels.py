@@ -269,3 +269,108 @@ def gaussian_full_chunk(
                 for b in range(d):
                     sxx[c, a, b] += ra * y[c, b]
     return total
+
+
+#: 24-bit colours packed as 0xRRGGBB: the size of a dense colour table.
+N_COLOURS = 1 << 24
+
+
+@numba.njit(nogil=True, cache=True)
+def count_colours(pixels: np.ndarray, counts: np.ndarray, seen: np.ndarray) -> int:
+    """Count the packed colours of ``pixels`` (n, 3) uint8 into the dense table ``counts`` (2^24,).
+
+    Each colour met for the first time is appended to ``seen``; returns how many there are.  The
+    caller reads their counts and zeroes those entries, so the table is reused clean.
+    """
+    m = 0
+    for i in range(pixels.shape[0]):
+        p = (np.uint32(pixels[i, 0]) << 16) | (np.uint32(pixels[i, 1]) << 8) | np.uint32(pixels[i, 2])
+        if counts[p] == 0:
+            seen[m] = p
+            m += 1
+        counts[p] += 1
+    return m
+
+
+@numba.njit(nogil=True, cache=True)
+def merge_counts(
+    a: np.ndarray, na: np.ndarray, b: np.ndarray, nb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The union of two increasing colour lists with their counts added (a linear merge)."""
+    out = np.empty(len(a) + len(b), dtype=a.dtype)
+    counts = np.empty(len(a) + len(b), dtype=na.dtype)
+    i = j = m = 0
+    while i < len(a) and j < len(b):
+        if a[i] < b[j]:
+            out[m], counts[m] = a[i], na[i]
+            i += 1
+        elif b[j] < a[i]:
+            out[m], counts[m] = b[j], nb[j]
+            j += 1
+        else:
+            out[m], counts[m] = a[i], na[i] + nb[j]
+            i += 1
+            j += 1
+        m += 1
+    while i < len(a):
+        out[m], counts[m] = a[i], na[i]
+        i += 1
+        m += 1
+    while j < len(b):
+        out[m], counts[m] = b[j], nb[j]
+        j += 1
+        m += 1
+    return out[:m], counts[:m]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _nearest_code(r: float, g: float, b: float, codebook: np.ndarray) -> int:
+    """The first nearest code of one colour (exact float64 distances, as ``lloyd_chunk``)."""
+    best, best_d = 0, np.inf
+    for c in range(codebook.shape[0]):
+        t0, t1, t2 = r - codebook[c, 0], g - codebook[c, 1], b - codebook[c, 2]
+        d = t0 * t0 + t1 * t1 + t2 * t2
+        if d < best_d:
+            best, best_d = c, d
+    return best
+
+
+@numba.njit(nogil=True, cache=True)
+def colour_table(codebook: np.ndarray, table: np.ndarray) -> None:
+    """``table[0xRRGGBB]`` = the nearest code of every 24-bit colour (``codebook`` (K, 3) float64).
+
+    Per (red, green) the K partial distances are computed once and only the blue term varies.
+    """
+    k = codebook.shape[0]
+    partial = np.empty(k)
+    for r in range(256):
+        for g in range(256):
+            for c in range(k):
+                t0, t1 = r - codebook[c, 0], g - codebook[c, 1]
+                partial[c] = t0 * t0 + t1 * t1
+            base = (r << 16) | (g << 8)
+            for b in range(256):
+                best, best_d = 0, np.inf
+                for c in range(k):
+                    t2 = b - codebook[c, 2]
+                    d = partial[c] + t2 * t2
+                    if d < best_d:
+                        best, best_d = c, d
+                table[base | b] = best
+
+
+@numba.njit(nogil=True, cache=True)
+def encode_pixels(pixels: np.ndarray, codebook: np.ndarray, table: np.ndarray, codes: np.ndarray) -> float:
+    """Codes (n,) of ``pixels`` (n, 3) uint8 from the colour ``table`` (or, if it is empty, the nearest
+    code computed here); returns the sum of squared errors of ``codebook[codes]``."""
+    sse = 0.0
+    for i in range(pixels.shape[0]):
+        r, g, b = np.float64(pixels[i, 0]), np.float64(pixels[i, 1]), np.float64(pixels[i, 2])
+        if table.shape[0]:
+            code = table[(np.uint32(pixels[i, 0]) << 16) | (np.uint32(pixels[i, 1]) << 8) | np.uint32(pixels[i, 2])]
+        else:
+            code = _nearest_code(r, g, b, codebook)
+        codes[i] = code
+        t0, t1, t2 = r - codebook[code, 0], g - codebook[code, 1], b - codebook[code, 2]
+        sse += t0 * t0 + t1 * t1 + t2 * t2
+    return sse

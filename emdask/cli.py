@@ -19,6 +19,7 @@ examples:
   emdask compress photos/ -o photos.zarr -k 16          one 16-colour codebook for the whole folder
   emdask compress scan.tif -o scan.zarr --psnr 35        smallest K (2..256) reaching 35 dB PSNR
   emdask compress a.png b.jpg -o ab.zarr --per-image     one codebook per image
+  emdask compress new/ -o photos.zarr --append --refit-below 30   add new images; refit if they fall below 30 dB
   emdask compress big/ -o big.zarr --scheduler tcp://10.0.0.5:8786    use a running Dask cluster
   emdask decompress photos.zarr -o png/                  write the decoded PNG files
   emdask info photos.zarr --plot                         accounting, contact sheet and convergence plot
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("sources", nargs="+", help="image files (PNG, JPEG, TIFF), directories, or Zarr stores")
     c.add_argument("-o", "--output", required=True, help="the Zarr image set to write (a path, .zip, or URL)")
     quality = c.add_mutually_exclusive_group()
-    quality.add_argument("-k", "--colours", type=int, default=16, help="number of colours K")
+    quality.add_argument("-k", "--colours", type=int, help="number of colours K (default 16; with --append, the set's)")
     quality.add_argument("--psnr", type=float, help="instead of -k: the smallest K reaching this PSNR (dB)")
     c.add_argument("--candidates", default="2,4,8,16,32,64,128,256", help="K values that --psnr chooses from")
     c.add_argument("--per-image", action="store_true", help="one codebook per image instead of one shared")
@@ -41,7 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--color", choices=["strict", "convert"], default="strict",
                    help="strict: only RGB; convert: grayscale to RGB, drop alpha")
     c.add_argument("--skip-unreadable", action="store_true", help="leave out (and list) files that cannot be decoded")
-    c.add_argument("--max-iter", type=int, default=300, help="maximum K-means passes")
+    c.add_argument("--append", action="store_true",
+                   help="add the images not yet in the existing set OUTPUT (same path, size and mtime: skipped), "
+                        "coded with its current codebook")
+    c.add_argument("--refit-below", type=float, metavar="DB",
+                   help="with --append: if a new image's PSNR is below DB, fit a new codebook version to the set's "
+                        "colour histogram and code the new images with it")
+    c.add_argument("--n-init", type=int, default=1, help="K-means restarts (in memory, on the colour histogram)")
+    c.add_argument("--max-iter", type=int, default=300, help="maximum K-means iterations")
     c.add_argument("--seed", type=int, default=0, help="random seed")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _cluster_args(c)
@@ -125,7 +133,7 @@ class ProgressBars(logging.Handler):
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
         )
-        self.passes = self.progress.add_task("passes over the pixels", total=None)
+        self.passes = self.progress.add_task("reads of the images", total=2)
         self.images = self.progress.add_task("images encoded", total=n_images)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -153,12 +161,16 @@ def summary_table(summary: dict[str, Any]) -> str:
     acc = summary["accounting"]
     psnrs = [im["psnr_db"] for im in summary["images"]]
     source = _source_bytes(summary)
+    appended = summary.get("appended")
     rows = [
         ("images", f"{acc['n_images']:,}" + (f" ({len(summary.get('skipped', []))} skipped)" if summary.get("skipped") else "")),
+        *([("appended now", f"{len(appended):,}" + (f", PSNR min {min(_psnr_of(summary, appended)):.2f} dB" if appended else ""))]
+          if appended is not None else []),
+        ("codebook versions", f"{len(summary.get('codebooks') or [])}") if summary.get("codebook") == "shared" else ("codebooks", "one per image"),
         ("pixels", f"{acc['n_pixels']:,}"),
-        ("K (colours)", f"{summary['k']}" + (f" (smallest reaching {summary['psnr_target']} dB)" if summary.get("psnr_target") else "")),
-        ("K-means passes", ", ".join(map(str, summary.get("fit", {}).get("n_iter", [])))),
-        ("PSNR min / mean", f"{min(psnrs):.2f} / {float(sum(psnrs) / len(psnrs)):.2f} dB"),
+        ("K (colours)", f"{summary['k']}" + _target_note(summary)),
+        ("K-means iterations", ", ".join(map(str, summary.get("fit", {}).get("n_iter", [])))),
+        ("PSNR all pixels / worst image", f"{acc['psnr_db_overall']:.2f} / {min(psnrs):.2f} dB"),
         ("raw bits (24 N)", f"{acc['raw_bits']:,}"),
         ("notes' bits (24 K + N ceil(log2 K))", f"{acc['notes_bits']:,} ({100 * acc['notes_ratio']:.2f}% of raw)"),
         ("bytes on disk (codes + codebook)", f"{acc['bytes_on_disk']:,} ({100 * acc['disk_ratio']:.2f}% of raw)"),
@@ -167,6 +179,19 @@ def summary_table(summary: dict[str, Any]) -> str:
         rows.append(("vs the source files", f"{source:,} bytes -> {100 * acc['bytes_on_disk'] / source:.2f}%"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _target_note(summary: dict[str, Any]) -> str:
+    """What a PSNR target chose: the searched quantity is the PSNR over all pixels of the set."""
+    target = summary.get("psnr_target")
+    if not target:
+        return ""
+    reached = summary["accounting"]["psnr_db_overall"] >= target
+    return f" (smallest reaching {target} dB over all pixels)" if reached else f" (largest tried; {target} dB not reached)"
+
+
+def _psnr_of(summary: dict[str, Any], names: list[str]) -> list[float]:
+    return [im["psnr_db"] for im in summary["images"] if im["name"] in names]
 
 
 def _compress(args: argparse.Namespace) -> int:
@@ -182,19 +207,23 @@ def _compress(args: argparse.Namespace) -> int:
         args.sources, pattern=args.pattern, color=args.color, on_error="skip" if args.skip_unreadable else "raise"
     )
     log.info("read %d image headers (%d skipped)", len(sources), len(skipped))
+    fit = {"random_state": args.seed, "max_iter": args.max_iter, "n_init": args.n_init}
+    if args.refit_below is not None and not args.append:
+        raise ValueError("--refit-below goes with --append")
+    if args.append:
+        if args.psnr is not None or args.per_image or args.overwrite:
+            raise ValueError("--append adds to an existing set with its own K and codebooks: "
+                             "--psnr, --per-image and --overwrite do not go with it")
+        images.info(args.output)  # an image set, before any cluster starts
     with dask_cluster(args.scheduler, args.workers, args.memory_limit), ProgressBars(len(sources)):
-        summary = images.compress(
-            sources,
-            args.output,
-            n_colours=args.colours,
-            psnr=args.psnr,
-            candidates=candidates,
-            per_image=args.per_image,
-            random_state=args.seed,
-            max_iter=args.max_iter,
-            overwrite=args.overwrite,
-            skipped=skipped,
-        )
+        if args.append:
+            summary = images.append(sources, args.output, refit_below=args.refit_below, n_colours=args.colours,
+                                    skipped=skipped, **fit)
+        else:
+            summary = images.compress(
+                sources, args.output, n_colours=16 if args.colours is None else args.colours, psnr=args.psnr, candidates=candidates,
+                per_image=args.per_image, overwrite=args.overwrite, skipped=skipped, **fit,
+            )
     print(summary_table(summary))
     print(f"written: {args.output}")
     return 0

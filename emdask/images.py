@@ -1,20 +1,24 @@
-"""K-means colour compression of images, stored in Zarr as per-pixel codes plus a codebook.
+"""Image sets: images stored as per-pixel codes plus K-colour codebooks, in one Zarr group.
 
-Layout of an image set (a Zarr v3 group; readable with plain ``zarr`` or ``xarray``)::
+Layout (a Zarr v3 group; readable with plain ``zarr`` or ``xarray``)::
 
-    out.zarr/                            attrs["emdask"]: kind "image-set", codebook "shared" | "per-image",
-                                         images, k, accounting of the whole set, complete
-      codebook                           (K, 3) uint8 RGB colours       (shared codebook)
-      images/<name>/                     attrs["emdask"]: source path, shape, dtype, mode, accounting, psnr_db
-        codebook                         (K, 3) uint8                   (per-image codebooks)
-        labels/                          attrs["ome"]: {"version": "0.5", "labels": ["codes"]}
-          codes/                         attrs["ome"]: multiscales + "image-label" whose colors map code -> RGBA
-            0                            (H, W) uint8 codes (uint16 when K > 256), 2-D tiles, zstd
+    out.zarr/                       attrs["emdask"]: kind "image-set", codebook "shared" | "per-image", k, images,
+                                    codebooks (paths, oldest first), histogram (path), accounting, fit
+      codebooks/<v>                 (K, 3) uint8 RGB colours, version v       (shared codebooks)
+      histogram/<id>/colours        (m,) uint32 0xRRGGBB, increasing          (every pixel of the set)
+      histogram/<id>/counts         (m,) uint64 pixels of each colour
+      images/<name>/                attrs["emdask"]: source (with its size and mtime), shape, codebook (its path
+                                    from the root), codebook_version, sse, psnr_db, accounting
+        codebook                    (K, 3) uint8                              (per-image codebooks)
+        labels/codes/0              (H, W) uint8 codes (uint16 when K > 256), 2-D tiles, zstd; OME-Zarr 0.5 labels
 
-An image is restored exactly as ``codebook[codes]``.  The codes follow the OME-Zarr (NGFF 0.5)
-labels convention, so viewers that read OME-Zarr show the compressed image in its colours.
-The accounting is the course notes': raw ``24 N`` bits against ``24 K + N ceil(log2 K)``
-bits, next to the real bytes stored and the PSNR of the reconstruction.
+An image is restored exactly as ``root[codebook][codes]``.  Compressing a set reads its pixels
+twice, whatever K and however many iterations: once to count the colours (the fit then runs in
+memory on the histogram, :mod:`emdask.codebooks`), once to encode.  The set keeps its histogram,
+so :func:`append` adds new images (read once, or twice when they call for a new codebook) and
+refits from the merged histogram without reading an old image again.  The accounting is the
+course notes': raw ``24 N`` bits against ``24 K + N ceil(log2 K)`` bits per codebook, next to the
+real bytes stored and the PSNR of the reconstruction.
 """
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,25 +38,44 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from emdask._linalg import nearest
+from emdask import codebooks as cb
 from emdask._validation import check_int, describe
-from emdask.cluster import KMeans
-from emdask.engine import memory_budget
-from emdask.store import Target, check_writable, mark_complete, read_array, read_group, read_snapshot, write_group
+from emdask.codebooks import K_CANDIDATES, Histogram, psnr_from_sse
+from emdask.engine import tree_sum
+from emdask.store import (
+    StoreError,
+    Target,
+    check_writable,
+    mark_complete,
+    read_array,
+    read_group,
+    read_snapshot,
+    update_group,
+    write_group,
+)
 
 logger = logging.getLogger("emdask")
 
+__all__ = ["K_CANDIDATES", "ImageSource", "append", "compress", "decompress", "fit_codebooks", "info", "write_pngs"]
+
 TILE = 1024
+SCHEMA = 2
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
 class ImageSource:
-    """One image to compress: its name in the set, its pixels (H, W, 3) uint8 and where it came from."""
+    """One image to compress: its name in the set, its pixels (H, W, 3) uint8 and where it came from.
+
+    ``size`` and ``mtime_ns`` identify a source file's version: :func:`append` skips a file whose
+    path, size and modification time are already in the set.
+    """
 
     name: str
     pixels: da.Array
     source: str = ""
+    size: int | None = None
+    mtime_ns: int | None = None
 
 
 def bit_accounting(n_pixels: int, k: int, channels: int = 3) -> dict[str, float]:
@@ -62,18 +85,14 @@ def bit_accounting(n_pixels: int, k: int, channels: int = 3) -> dict[str, float]
     return {"raw_bits": raw, "notes_bits": coded, "notes_ratio": coded / raw}
 
 
-def psnr_from_sse(sse: float, n_values: int) -> float:
-    """PSNR in dB of 8-bit data from the sum of squared errors over ``n_values`` samples."""
-    return float("inf") if sse == 0 else float(10 * np.log10(255.0**2 * n_values / sse))
-
-
-def _as_sources(images: Mapping[str, Any] | Iterable[ImageSource]) -> list[ImageSource]:
+def _as_sources(images: Mapping[str, Any] | Iterable[ImageSource], taken: Iterable[str] = ()) -> list[ImageSource]:
+    """Checked (H, W, 3) uint8 images in tiles, with names unique and safe as Zarr keys (none of ``taken``)."""
     items = (
         [ImageSource(name, arr, "") for name, arr in images.items()] if isinstance(images, Mapping) else list(images)
     )
     if not items:
         raise ValueError("images must hold at least one image; got none")
-    out, seen = [], set()
+    out, seen = [], set(taken)
     for item in items:
         pixels = item.pixels if isinstance(item.pixels, da.Array) else da.from_array(np.asarray(item.pixels))
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
@@ -86,163 +105,34 @@ def _as_sources(images: Mapping[str, Any] | Iterable[ImageSource]) -> list[Image
             n += 1
             name = f"{stem}_{n}"
         seen.add(name)
-        out.append(ImageSource(name, pixels.rechunk((TILE, TILE, 3)), item.source))
+        out.append(replace(item, name=name, pixels=pixels.rechunk((TILE, TILE, 3))))
     return out
 
 
-def _encode_tile(tile: np.ndarray, codebook: np.ndarray, dtype: type) -> np.ndarray:
-    labels, _ = nearest(tile.reshape(-1, 3), codebook.astype(np.float64))
-    return labels.astype(dtype).reshape(tile.shape[:2])
-
-
-def _tile_sse(tile: np.ndarray, codes: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-    """Sum of squared errors of one tile's reconstruction; ``codes`` is (h, w, 1) to align with the tile's axes."""
-    diff = codebook[codes[..., 0]].astype(np.float64) - tile
-    return np.array([[np.einsum("ijk,ijk->", diff, diff)]])
-
-
-#: The numbers of colours that a PSNR target chooses from.
-K_CANDIDATES = (2, 4, 8, 16, 32, 64, 128, 256)
-
-
-def fit_codebook(
-    pixels: da.Array,
-    k: int,
-    random_state: Any = None,
-    max_iter: int = 300,
-    init: Any = "k-means++",
-    checkpoint: str | None = None,
-) -> tuple[np.ndarray, KMeans]:
-    """A K-colour uint8 codebook by exact K-means over all the given pixels (n, 3).
-
-    When the cluster's memory allows, each chunk is first reduced to its distinct colours and
-    their counts (:func:`count_colours`) and Lloyd runs on those, weighted: the same assignments,
-    counts and sums as over every pixel, so the same centres, at a fraction of the work per pass.
-    The default initialisation is k-means++ on a weighted random sample of the pixels drawn in the
-    first pass (``KMeans``'s ``init_sample_size``, at least 20 000): for colours a sample starts
-    Lloyd as well as k-means|| does, which costs about 30 passes' work on a large set.
-    """
-    km = KMeans(k, init=init, random_state=random_state, max_iter=max_iter, checkpoint=checkpoint)
-    counted = None
-    if pixels.dtype == np.uint8 and _COUNTED_BYTES_PER_PIXEL * pixels.shape[0] <= memory_budget():
-        counted = count_colours(pixels)
-    if counted is not None and counted[0].shape[0] >= k:
-        colours, counts = counted
-        # tol is relative to the rows' variance: rescaled, the fit stops where the fit over every pixel stops
-        km.set_params(tol=km.tol * _pixel_to_colour_variance(colours, counts)).fit(colours, sample_weight=counts)
-    else:  # too large to hold counted, or fewer colours than K (the fit warns about it)
-        km.fit(pixels)
-    return np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8), km
-
-
-#: Cluster memory that counted colours may need per pixel: 3 bytes of colour and 4 of count when all differ.
-_COUNTED_BYTES_PER_PIXEL = 7
-
-
-def count_colours(pixels: da.Array) -> tuple[da.Array, da.Array]:
-    """Each chunk of uint8 pixels (n, 3) reduced to its distinct colours (m, 3) uint8 and their counts (m,) uint32.
-
-    Held in the cluster's memory (``persist``) with their chunk sizes known: one read of the
-    pixels, after which every K-means pass touches m rows per chunk instead of n (Celebi's
-    weighted sort-means idea; real photos have several pixels per distinct colour).
-    """
-    pixels = pixels.rechunk({1: 3})
-    packed = da.map_blocks(_distinct_colours, pixels, dtype=np.uint32, chunks=((np.nan,) * pixels.numblocks[0], (2,)))
-    packed = packed.persist()
-    packed.compute_chunk_sizes()
-    colours = da.map_blocks(_unpack_colours, packed, dtype=np.uint8, chunks=(packed.chunks[0], (3,)))
-    n_colours, n_pixels = int(packed.shape[0]), int(pixels.shape[0])
-    logger.info("%d pixels hold %d distinct colours per chunk in all (%.1f pixels per colour)",
-                n_pixels, n_colours, n_pixels / max(1, n_colours))
-    return colours, packed[:, 1]
-
-
-def _pixel_to_colour_variance(colours: da.Array, counts: da.Array) -> float:
-    """Mean variance of the pixels over that of the distinct colours.
-
-    ``KMeans``'s ``tol`` is relative to the unweighted variance of its rows (as scikit-learn's);
-    scaled by this ratio, the counted fit stops where the fit over every pixel stops.
-    """
-    x, c = colours.astype(np.float64), counts.astype(np.float64)[:, None]
-    n = c.sum()
-    mean = (c * x).sum(axis=0) / n
-    pixel_var, colour_var = dask.compute((c * (x - mean) ** 2).sum(axis=0) / n, x.var(axis=0))
-    return float(np.mean(pixel_var) / np.mean(colour_var)) if np.mean(colour_var) > 0 else 1.0
-
-
-def _distinct_colours(block: np.ndarray) -> np.ndarray:
-    """(m, 2) uint32: each distinct colour packed as 0xRRGGBB, and its number of pixels."""
-    rgb = block.astype(np.uint32)
-    packed = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
-    values, counts = np.unique(packed, return_counts=True)
-    return np.stack([values, counts.astype(np.uint32)], axis=1)
-
-
-def _unpack_colours(block: np.ndarray) -> np.ndarray:
-    values = block[:, 0]
-    return np.stack([(values >> 16) & 255, (values >> 8) & 255, values & 255], axis=1).astype(np.uint8)
+def _n_pixels(sources: Sequence[ImageSource]) -> int:
+    return sum(s.pixels.shape[0] * s.pixels.shape[1] for s in sources)
 
 
 @dataclass(frozen=True)
 class CodebookFit:
-    """Fitted uint8 codebooks by image name (the same array for all when shared) and how the fit went.
-
-    Small: it is what a flow passes from its fitting task to its encoding task (``to_dict``).
-    """
+    """Fitted uint8 codebooks by image name (the same array for all when shared), the histogram of every
+    pixel, and how the fits went: what a flow's fitting task hands to its encoding task."""
 
     k: int
     per_image: bool
     codebooks: dict[str, np.ndarray]
-    n_iter: list[int]
-    inertia: list[float]
-    history: list[list[float]]
+    fits: list[cb.Fit]
+    histogram: Histogram
     psnr_target: float | None = None
+    psnr_tried: dict[int, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "codebooks": {n: c.tolist() for n, c in self.codebooks.items()}}
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> CodebookFit:
-        return cls(**{**doc, "codebooks": {n: np.asarray(c, dtype=np.uint8) for n, c in doc["codebooks"].items()}})
+    def summary(self) -> dict[str, Any]:
+        return {**cb.fit_summary(self.fits), "psnr_tried": {str(k): v for k, v in self.psnr_tried.items()}}
 
 
-def _codes_and_sse(pixels: da.Array, codebook: np.ndarray, code_dtype: type) -> tuple[da.Array, da.Array]:
-    """Lazy codes (H, W) of an image and the lazy sum of squared errors of ``codebook[codes]``, from one read."""
-    codes = da.map_blocks(_encode_tile, pixels, codebook, code_dtype, drop_axis=2, dtype=code_dtype)
-    sse = da.map_blocks(_tile_sse, pixels, codes[..., None], codebook, chunks=(1, 1), drop_axis=2, dtype=np.float64)
-    return codes, sse.sum()
-
-
-def _fit(
-    sources: list[ImageSource],
-    k: int,
-    per_image: bool,
-    random_state: Any,
-    max_iter: int,
-    init: Any,
-    checkpoint: str | None,
-) -> CodebookFit:
-    """Codebooks by K-means over all pixels of all images, or of each image."""
-    groups = [[s] for s in sources] if per_image else [sources]
-    books: dict[str, np.ndarray] = {}
-    fits = []
-    for group in groups:
-        pixels = da.concatenate([s.pixels.reshape(-1, 3) for s in group])
-        where = None if checkpoint is None else f"{checkpoint}.k{k}" + (f".{group[0].name}" if per_image else "")
-        book, km = fit_codebook(pixels, k, random_state, max_iter, init, where)
-        books.update({s.name: book for s in group})
-        fits.append(km)
-    return CodebookFit(
-        k, per_image, books, [km.n_iter_ for km in fits], [km.inertia_ for km in fits],
-        [[h["objective"] for h in km.history_] for km in fits],
-    )
-
-
-def set_psnr(sources: list[ImageSource], codebooks: dict[str, np.ndarray]) -> float:
-    """PSNR of the whole set's reconstruction, in one pass and without writing anything."""
-    parts = [_codes_and_sse(s.pixels, codebooks[s.name], np.uint16)[1] for s in sources]
-    n = sum(3 * s.pixels.shape[0] * s.pixels.shape[1] for s in sources)
-    return psnr_from_sse(float(da.stack(parts).sum().compute()), n)
+def _counted(message: str, *values: Any) -> None:
+    """Log one finished read of the images (the CLI counts these records for its progress bar)."""
+    logger.info(message, *values, extra={"emdask_pass": 1})
 
 
 def fit_codebooks(
@@ -250,48 +140,62 @@ def fit_codebooks(
     *,
     n_colours: int = 16,
     psnr: float | None = None,
-    candidates: tuple[int, ...] = K_CANDIDATES,
+    candidates: Sequence[int] = K_CANDIDATES,
     per_image: bool = False,
     init: Any = "k-means++",
+    n_init: int = 1,
     random_state: Any = None,
     max_iter: int = 300,
-    checkpoint: str | None = None,
+    tol: float = 1e-4,
 ) -> CodebookFit:
-    """Fit the codebooks of :func:`compress` (its parameters) without writing anything.
+    """Fit the codebooks of :func:`compress` (its parameters) from one read of the pixels, writing nothing.
 
-    ``checkpoint``: a path prefix for per-fit checkpoints, so a killed or retried fit resumes.
+    The read counts the colours; K-means then runs in memory on the histogram: on the client for
+    a shared codebook, in one task per image on the cluster for per-image codebooks.
     """
     sources = _as_sources(images)
-    n_total = sum(s.pixels.shape[0] * s.pixels.shape[1] for s in sources)
+    settings = cb.Settings(init, n_init, max_iter, tol, random_state).checked()
+    n_total = _n_pixels(sources)
     if psnr is None:
         check_int(n_colours, "n_colours", 1, min(65536, n_total), f"min(65536, number of pixels={n_total})")
-        return _fit(sources, n_colours, per_image, random_state, max_iter, init, checkpoint)
-    if not (isinstance(psnr, (int, float)) and psnr > 0):
-        raise ValueError(f"psnr must be a positive number of dB; got {psnr!r}")
-    usable = tuple(k for k in sorted(candidates) if 1 <= k <= min(65536, n_total))
-    if not usable:
-        raise ValueError(f"candidates must hold at least one K in [1, {n_total}]; got {candidates!r}")
-    tried: dict[int, tuple[float, CodebookFit]] = {}
+    else:
+        if not (isinstance(psnr, (int, float)) and psnr > 0):
+            raise ValueError(f"psnr must be a positive number of dB; got {psnr!r}")
+        candidates = tuple(k for k in candidates if isinstance(k, int) and 1 <= k <= min(65536, n_total))
+        if not candidates:
+            raise ValueError(f"candidates must hold at least one K in [1, {min(65536, n_total)}]; got {candidates!r}")
+    if not isinstance(init, str) and psnr is not None:
+        raise ValueError("init must be 'k-means++' or 'random' with a psnr target (each K needs its own start)")
+    groups = [[s] for s in sources] if per_image else [sources]
+    histograms = [cb.histogram_of([s.pixels for s in group]) for group in groups]
+    logger.info("counting the colours of %d images (%d pixels)", len(sources), n_total)
+    if not per_image:
+        (histogram,) = dask.compute(histograms[0])
+        _counted("counted %d distinct colours in %d pixels", len(histogram.colours), histogram.n_pixels)
 
-    def quality(k: int) -> float:
-        if k not in tried:
-            fit = _fit(sources, k, per_image, random_state, max_iter, init, checkpoint)
-            tried[k] = (set_psnr(sources, fit.codebooks), fit)
-            logger.info("K=%d reaches PSNR %.2f dB (target %.2f)", k, tried[k][0], psnr)
-        return tried[k][0]
+        def fit_all(k: int) -> list[cb.Fit]:
+            return [cb.fit(histogram, k, settings)]
+    else:
+        total = tree_sum(histograms)
+        if psnr is None:  # one read: each image's histogram and its fit stay on the cluster
+            *fits, histogram = dask.compute(*[dask.delayed(cb.fit)(h, n_colours, settings) for h in histograms], total)
+        else:  # the search fits each K to the same histograms, held in the cluster's memory
+            *histograms, histogram = dask.persist(*histograms, total)
+            histogram = histogram.compute()
+        _counted("counted %d distinct colours in %d pixels", len(histogram.colours), histogram.n_pixels)
 
-    lo, hi = 0, len(usable) - 1  # bisection: PSNR grows with K
-    if quality(usable[hi]) < psnr:
-        logger.warning("no candidate K reaches PSNR %.2f dB; using the largest, K=%d", psnr, usable[hi])
-        lo = hi
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if quality(usable[mid]) >= psnr:
-            hi = mid
-        else:
-            lo = mid + 1
-    quality(usable[lo])
-    return replace(tried[usable[lo]][1], psnr_target=float(psnr))
+        def fit_all(k: int) -> list[cb.Fit]:
+            return list(dask.compute(*[dask.delayed(cb.fit)(h, k, settings) for h in histograms]))
+
+    tried: dict[int, float] = {}
+    if psnr is None:
+        k = n_colours
+        if not per_image:
+            fits = fit_all(k)
+    else:
+        k, fits, tried = cb.search(fit_all, psnr, candidates)
+    books = {s.name: f.codebook for group, f in zip(groups, fits) for s in group}
+    return CodebookFit(k, per_image, books, list(fits), histogram, None if psnr is None else float(psnr), tried)
 
 
 def compress(
@@ -306,12 +210,12 @@ def compress(
 
     ``images``: a mapping of name to (H, W, 3) uint8 arrays (NumPy or Dask) or :class:`ImageSource`
     items.  ``fit`` are :func:`fit_codebooks`' parameters: ``n_colours`` (K, default 16) or ``psnr``
-    (dB: the smallest of ``candidates`` whose reconstruction of the set reaches it, as pngquant's
-    ``--quality``), ``per_image`` (one codebook per image instead of one over all pixels of all
-    images), ``init``, ``random_state``, ``max_iter``.  K larger than the number of distinct
-    colours gives a :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.
-    ``skipped`` (files left out by the reader) is recorded.  Returns the set's summary (also
-    stored in its attributes).
+    (dB: the smallest of ``candidates`` whose reconstruction of the whole set reaches it, as
+    pngquant's ``--quality``), ``per_image`` (one codebook per image instead of one over all pixels
+    of all images), ``init``, ``n_init``, ``random_state``, ``max_iter``, ``tol``.  Two reads of the
+    pixels in all.  K larger than the number of distinct colours gives a
+    :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.  ``skipped`` (files left
+    out by the reader) is recorded.  Returns the set's summary (also stored in its attributes).
     """
     sources = _as_sources(images)
     check_writable(store, overwrite=overwrite)  # before the fit, not after hours of it
@@ -326,47 +230,46 @@ def write_set(
     overwrite: bool = False,
     skipped: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Encode every image with its fitted codebook (one more pass) and write the image set atomically."""
+    """Encode every image with its fitted codebook (the second read) and write the image set atomically."""
     from emdask import __version__
 
     sources = _as_sources(images)
-    code_dtype = np.uint8 if fit.k <= 256 else np.uint16
     meta: dict[str, Any] = {
         "kind": "image-set",
-        "schema_version": 1,
+        "schema_version": SCHEMA,
         "emdask_version": __version__,
         "codebook": "per-image" if fit.per_image else "shared",
         "k": fit.k,
         "images": [s.name for s in sources],
         "skipped": list(skipped),
         "psnr_target": fit.psnr_target,
+        "codebooks": [] if fit.per_image else ["codebooks/0"],
+        "fit": fit.summary(),
     }
-    fit_summary: dict[str, Any] = {"n_iter": fit.n_iter, "inertia": fit.inertia, "history": fit.history}
-    n_iter = dict(zip([s.name for s in sources], fit.n_iter * len(sources) if not fit.per_image else fit.n_iter))
     with write_group(store, overwrite=overwrite, meta=meta) as root:
-        if not fit.per_image:
-            root.create_array("codebook", data=fit.codebooks[sources[0].name], dimension_names=["code", "channel"])
-        pending = [
-            _prepare_image(root, s, fit.codebooks[s.name], n_iter[s.name], code_dtype, fit.per_image) for s in sources
-        ]
-        # one graph for every image: Dask encodes and writes them all in parallel, each pixel read once
-        done = dask.compute(*(lazy for *_, lazy in pending))
-        summaries = [_finish_image(g, summary, target, sse) for (g, summary, target, _), (_, sse) in zip(pending, done)]
-        total = _set_accounting(root, summaries, fit.k, fit.per_image)
-        root.attrs["emdask"] = {**meta, "complete": False, "accounting": total, "fit": fit_summary}
+        if fit.per_image:
+            paths = {s.name: f"images/{s.name}/codebook" for s in sources}
+            n_iter = {s.name: f.n_iter for s, f in zip(sources, fit.fits)}
+        else:
+            paths = {s.name: "codebooks/0" for s in sources}
+            n_iter = {s.name: fit.fits[0].n_iter for s in sources}
+        for path in set(paths.values()):
+            _write_codebook(root, path, fit.codebooks[next(n for n, p in paths.items() if p == path)])
+        summaries = _encode_into(root, sources, paths, n_iter, count=False)[0]
+        meta = _commit(root, meta, summaries, fit.histogram, previous=None)
         mark_complete(root)
-    return {**meta, "accounting": total, "images": summaries, "fit": fit_summary}
+    return {**meta, "images": summaries}
 
 
-def _prepare_image(
-    root: zarr.Group, source: ImageSource, codebook: np.ndarray, n_iter: int, code_dtype: type, per_image: bool
-) -> tuple[zarr.Group, dict[str, Any], Any, Any]:
-    """The image's group, attributes and codes array, its partial summary, and the lazy (write, SSE) of its codes."""
+def _write_codebook(root: zarr.Group, path: str, codebook: np.ndarray) -> None:
+    root.create_array(path, data=np.ascontiguousarray(codebook, dtype=np.uint8), dimension_names=["code", "channel"],
+                      overwrite=True)
+
+
+def _codes_array(root: zarr.Group, source: ImageSource, codebook: np.ndarray) -> zarr.Array:
+    """The image's group with its OME-Zarr labels metadata, and its empty (H, W) codes array."""
     h, w, _ = source.pixels.shape
-    group = root.require_group(f"images/{source.name}")
-    if per_image:
-        group.create_array("codebook", data=codebook, dimension_names=["code", "channel"])
-    labels = group.require_group("labels")
+    labels = root.require_group(f"images/{source.name}/labels")
     labels.attrs["ome"] = {"version": "0.5", "labels": ["codes"]}
     codes_group = labels.require_group("codes")
     codes_group.attrs["ome"] = {
@@ -382,55 +285,116 @@ def _prepare_image(
             "colors": [{"label-value": i, "rgba": [*map(int, c), 255]} for i, c in enumerate(codebook)],
         },
     }
-    target = codes_group.create_array(
+    return codes_group.create_array(
         "0",
         shape=(h, w),
-        dtype=code_dtype,
+        dtype=np.uint8 if len(codebook) <= 256 else np.uint16,
         chunks=(min(TILE, h), min(TILE, w)),
         compressors=[ZstdCodec(level=3)],
         dimension_names=["y", "x"],
+        overwrite=True,
     )
-    codes, sse = _codes_and_sse(source.pixels, codebook, code_dtype)
-    # the codes' Dask chunks are the Zarr tiles (both TILE-aligned from the origin): each task writes whole tiles
-    writes = da.store(codes, target, lock=False, compute=False)  # type: ignore[arg-type]
-    n = h * w
-    summary: dict[str, Any] = {
-        "name": source.name,
-        "source": source.source,
-        "shape": [h, w, 3],
-        "dtype": "uint8",
-        "mode": "RGB",
-        "k": len(codebook),
-        "codebook": "codebook" if per_image else "../../codebook",
-        "n_iter": n_iter,
-        "psnr_db": None,
-        "accounting": {
-            **bit_accounting(n, len(codebook)),
-            "bytes_codebook": int(group["codebook"].nbytes_stored()) if per_image else 0,  # type: ignore[union-attr]
-        },
-    }
-    return group, summary, target, (writes, sse)
 
 
-def _finish_image(group: zarr.Group, summary: dict[str, Any], target: Any, sse: float) -> dict[str, Any]:
-    """Once the codes are written: the PSNR and the bytes stored, in the image's attributes."""
-    n = summary["shape"][0] * summary["shape"][1]
-    summary = {**summary, "psnr_db": psnr_from_sse(float(sse), 3 * n)}
-    summary["accounting"] = {**summary["accounting"], "bytes_codes": int(target.nbytes_stored())}
-    logger.info("encoded %s: PSNR %.2f dB", summary["name"], summary["psnr_db"], extra={"emdask_encoding": summary["name"]})
-    group.attrs["emdask"] = summary
-    return summary
+def _encode_block(
+    block: np.ndarray, codebook: np.ndarray, table: np.ndarray, target: zarr.Array, region: tuple[slice, slice],
+    count: bool,
+) -> tuple[float, Histogram | None]:
+    """Code one tile of pixels, write its codes, and return its sum of squared errors (and its histogram)."""
+    from emdask._kernels import encode_pixels
+
+    pixels = np.ascontiguousarray(block).reshape(-1, 3)
+    codes = np.empty(len(pixels), target.dtype)
+    sse = encode_pixels(pixels, codebook.astype(np.float64), table, codes)
+    target[region] = codes.reshape(block.shape[:2])
+    return float(sse), Histogram.of(pixels) if count else None
 
 
-def _set_accounting(root: zarr.Group, images: list[dict[str, Any]], k: int, per_image: bool) -> dict[str, Any]:
+def _encode_into(
+    root: zarr.Group, sources: Sequence[ImageSource], paths: Mapping[str, str], n_iter: Mapping[str, int], count: bool
+) -> tuple[list[dict[str, Any]], Histogram | None]:
+    """The second read: every image coded with the codebook at ``paths[name]`` (fitted in ``n_iter[name]``
+    iterations) and its codes written, all in one Dask graph (one task per tile).  Returns each image's
+    summary and, if ``count``, their histogram."""
+    books = {path: read_array(root, path, str(root.store_path)) for path in set(paths.values())}
+    pixels_per_book = {path: _n_pixels([s for s in sources if paths[s.name] == path]) for path in books}
+    # one colour table per codebook, built in one task and moved to each worker that needs it
+    tables = {path: dask.delayed(cb.table_for)(book, pixels_per_book[path]) for path, book in books.items()}
+    image_sse, histograms, targets = [], [], []
+    for s in sources:
+        book = books[paths[s.name]]
+        target = _codes_array(root, s, book)
+        targets.append(target)
+        ys, xs = np.cumsum((0,) + s.pixels.chunks[0]), np.cumsum((0,) + s.pixels.chunks[1])
+        sses = []
+        for (i, j, _), block in np.ndenumerate(s.pixels.to_delayed()):
+            region = (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
+            sse, hist = dask.delayed(_encode_block, nout=2)(block, book, tables[paths[s.name]], target, region, count)
+            sses.append(sse)
+            histograms.append(hist)
+        image_sse.append(dask.delayed(sum)(sses))
+    sse_values, histogram = dask.compute(image_sse, tree_sum(histograms) if count else None)
+    _counted("encoded %d images", len(sources))
+    summaries = []
+    for s, target, sse in zip(sources, targets, sse_values):
+        h, w, _ = s.pixels.shape
+        book = books[paths[s.name]]
+        summary = {
+            "name": s.name,
+            "source": s.source,
+            "source_size": s.size,
+            "source_mtime_ns": s.mtime_ns,
+            "shape": [h, w, 3],
+            "dtype": "uint8",
+            "mode": "RGB",
+            "k": len(book),
+            "codebook": paths[s.name],
+            "codebook_version": _version(paths[s.name]),
+            "n_iter": n_iter[s.name],
+            "sse": float(sse),
+            "psnr_db": psnr_from_sse(float(sse), 3 * h * w),
+            "accounting": {
+                **bit_accounting(h * w, len(book)),
+                "bytes_codes": int(target.nbytes_stored()),
+                "bytes_codebook": int(root[paths[s.name]].nbytes_stored())  # type: ignore[union-attr]
+                if paths[s.name].startswith("images/") else 0,
+            },
+        }
+        root[f"images/{s.name}"].attrs["emdask"] = summary
+        logger.info("encoded %s: PSNR %.2f dB", s.name, summary["psnr_db"], extra={"emdask_encoding": s.name})
+        summaries.append(summary)
+    return summaries, histogram
+
+
+def _version(path: str) -> int | None:
+    return int(path.rsplit("/", 1)[1]) if path.startswith("codebooks/") else None
+
+
+def _commit(
+    root: zarr.Group, meta: dict[str, Any], images: list[dict[str, Any]], histogram: Histogram, previous: str | None
+) -> dict[str, Any]:
+    """Write the histogram under a new key and then the root's attributes: the one write that makes the set."""
+    key = f"histogram/{uuid.uuid4().hex[:12]}"
+    for name, values in (("colours", histogram.colours), ("counts", histogram.counts)):
+        root.create_array(f"{key}/{name}", data=values, compressors=[ZstdCodec(level=5)], dimension_names=["colour"])
+    bytes_codebooks = sum(int(root[p].nbytes_stored()) for p in meta["codebooks"])  # type: ignore[union-attr]
+    meta = {**meta, "histogram": key, "accounting": accounting(images, meta["k"], meta["codebooks"], bytes_codebooks)}
+    old = dict(root.attrs.get("emdask", {}))  # type: ignore[arg-type]
+    root.attrs["emdask"] = {**meta, "write_id": uuid.uuid4().hex, "complete": old.get("complete", False)}
+    if previous is not None and previous in root:
+        del root[previous]
+    return meta
+
+
+def accounting(images: Sequence[dict[str, Any]], k: int, codebooks: Sequence[str], bytes_codebooks: int) -> dict[str, Any]:
+    """The set's figures from its images' own: pixels, the notes' bits (one 24 K term per stored codebook),
+    bytes stored (codes and codebooks), the worst image's PSNR and the PSNR over every pixel."""
     n = sum(s["shape"][0] * s["shape"][1] for s in images)
+    per_image = not codebooks
+    stored_books = len(images) if per_image else len(codebooks)
     raw = 24 * n
-    codebooks = len(images) if per_image else 1
-    notes = 24 * k * codebooks + n * math.ceil(math.log2(k))
-    stored = sum(s["accounting"]["bytes_codes"] + s["accounting"]["bytes_codebook"] for s in images)
-    if not per_image:
-        stored += int(root["codebook"].nbytes_stored())  # type: ignore[union-attr]
-    sse = sum(3 * s["shape"][0] * s["shape"][1] * 255.0**2 / 10 ** (s["psnr_db"] / 10) for s in images if np.isfinite(s["psnr_db"]))
+    notes = 24 * k * stored_books + n * math.ceil(math.log2(k))
+    stored = sum(s["accounting"]["bytes_codes"] + s["accounting"]["bytes_codebook"] for s in images) + bytes_codebooks
     return {
         "n_images": len(images),
         "n_pixels": n,
@@ -440,8 +404,142 @@ def _set_accounting(root: zarr.Group, images: list[dict[str, Any]], k: int, per_
         "bytes_on_disk": stored,
         "disk_ratio": 8 * stored / raw,
         "psnr_db_min": min(s["psnr_db"] for s in images),
-        "psnr_db_overall": psnr_from_sse(sse, 3 * n),
+        "psnr_db_overall": psnr_from_sse(sum(s["sse"] for s in images), 3 * n),
     }
+
+
+def append(
+    images: Iterable[ImageSource] | Mapping[str, Any],
+    store: Target,
+    *,
+    refit_below: float | None = None,
+    n_colours: int | None = None,
+    skipped: Iterable[str] = (),
+    init: Any = "k-means++",
+    n_init: int = 1,
+    random_state: Any = None,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+) -> dict[str, Any]:
+    """Add the images not yet in the image set ``store``; returns the set's summary with ``appended`` (new names).
+
+    A source already in the set (same path, size and modification time) is skipped, so appending
+    the same files twice adds nothing; a file at a path already in the set that has changed since
+    is an error.  New images are read once and coded with the set's current codebook; their
+    colours join the set's histogram.  With ``refit_below`` (dB), if a new image's PSNR is below
+    it, a new codebook is fitted to the merged histogram (no old image is read) and stored as the
+    next codebook version, and the new images are read once more and coded with it; old images
+    keep the version that codes them.  A set of per-image codebooks fits each new image its own.
+    Nothing is visible until the set's attributes are rewritten last, so an append that fails or
+    is killed leaves the set as it was.  ``n_colours``, if given, must be the set's K.
+    """
+    settings = cb.Settings(init, n_init, max_iter, tol, random_state).checked()
+    if refit_below is not None and not (isinstance(refit_below, (int, float)) and refit_below > 0):
+        raise ValueError(f"refit_below must be a positive number of dB; got {refit_below!r}")
+    with update_group(store) as root:
+        meta = _meta_of(root, store)
+        if n_colours is not None and n_colours != meta["k"]:
+            raise ValueError(f"the image set {store!s} has K={meta['k']} colours; cannot append with K={n_colours}")
+        _drop_unlisted(root, meta)
+        old = [dict(root[f"images/{name}"].attrs["emdask"]) for name in meta["images"]]  # type: ignore[arg-type]
+        new = _not_yet_in(list(images.values()) if isinstance(images, Mapping) else list(images), old, store)
+        if not new:
+            logger.info("nothing to append: every image is already in %s", store)
+            return {**meta, "images": old, "appended": []}
+        new = _as_sources(new, taken=meta["images"])
+        histogram = _stored_histogram(root, meta, store)
+        k, fits = meta["k"], []
+        if meta["codebook"] == "per-image":
+            fit = fit_codebooks(new, n_colours=k, per_image=True, init=init, n_init=n_init,
+                                random_state=settings.random_state, max_iter=max_iter, tol=tol)
+            paths = {s.name: f"images/{s.name}/codebook" for s in new}
+            for s in new:
+                _write_codebook(root, paths[s.name], fit.codebooks[s.name])
+            added, _ = _encode_into(root, new, paths, {s.name: f.n_iter for s, f in zip(new, fit.fits)}, count=False)
+            histogram = histogram + fit.histogram
+            fits = fit.fits
+        else:
+            current = meta["codebooks"][-1]
+            unfitted = {s.name: 0 for s in new}
+            added, new_histogram = _encode_into(root, new, {s.name: current for s in new}, unfitted, count=True)
+            assert new_histogram is not None
+            histogram = histogram + new_histogram
+            worst = min(a["psnr_db"] for a in added)
+            if refit_below is not None and worst < refit_below:
+                logger.info("new images reach %.2f dB, below %.2f dB: fitting codebook version %d to the merged "
+                            "histogram", worst, refit_below, len(meta["codebooks"]))
+                refit = cb.fit(histogram, k, settings)
+                path = f"codebooks/{len(meta['codebooks'])}"
+                _write_codebook(root, path, refit.codebook)
+                meta = {**meta, "codebooks": [*meta["codebooks"], path]}
+                added, _ = _encode_into(root, new, {s.name: path for s in new}, {s.name: refit.n_iter for s in new},
+                                        count=False)
+                fits = [refit]
+        summaries = old + added
+        if fits:
+            history = meta.get("fit", {})
+            meta["fit"] = {key: [*history.get(key, []), *value] for key, value in cb.fit_summary(fits).items()}
+        meta = {**meta, "images": [s["name"] for s in summaries], "skipped": [*meta.get("skipped", []), *skipped]}
+        meta = _commit(root, meta, summaries, histogram, previous=meta.get("histogram"))
+    logger.info("appended %d images to %s", len(added), store)
+    return {**meta, "images": summaries, "appended": [a["name"] for a in added]}
+
+
+def _meta_of(root: zarr.Group, store: Target) -> dict[str, Any]:
+    meta = root.attrs.get("emdask")
+    if not isinstance(meta, dict) or meta.get("kind") != "image-set" or meta.get("complete") is not True:
+        raise StoreError(f"{store!s} is not a complete emdask image set; cannot append to it")
+    if meta.get("schema_version", 1) < SCHEMA:
+        raise StoreError(f"{store!s} is an image set of emdask schema {meta.get('schema_version')}, which keeps no "
+                         "colour histogram; compress its images again to append to it")
+    return dict(meta)
+
+
+def _drop_unlisted(root: zarr.Group, meta: dict[str, Any]) -> None:
+    """Remove what an append that was killed left behind: nodes that the set's attributes do not list."""
+    listed = {f"images/{n}" for n in meta["images"]} | set(meta["codebooks"]) | {meta.get("histogram")}
+    for parent in ("images", "codebooks", "histogram"):
+        if parent in root:
+            for key in list(root[parent].keys()):  # type: ignore[union-attr]
+                if f"{parent}/{key}" not in listed:
+                    del root[f"{parent}/{key}"]
+
+
+def _not_yet_in(sources: list[ImageSource], old: list[dict[str, Any]], store: Target) -> list[ImageSource]:
+    held = {im["source"]: im for im in old if im.get("source")}
+    new = []
+    for s in sources:
+        if not s.source or s.source not in held:
+            new.append(s)
+            continue
+        was = held[s.source]
+        if (was.get("source_size"), was.get("source_mtime_ns")) != (s.size, s.mtime_ns):
+            raise ValueError(
+                f"{s.source} is already in the image set {store!s} (as {was['name']!r}) but has changed since "
+                "(size or modification time); give the new version another name or compress the set again"
+            )
+    return new
+
+
+def _stored_histogram(root: zarr.Group, meta: dict[str, Any], store: Target) -> Histogram:
+    key = meta.get("histogram", "")
+    histogram = Histogram(
+        read_array(root, f"{key}/colours", store).astype(np.uint32), read_array(root, f"{key}/counts", store).astype(np.uint64)
+    )
+    where = f"the colour histogram {key!r} of the image set {store!s}"
+    try:
+        histogram.check(where)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+    if histogram.n_pixels != meta["accounting"]["n_pixels"]:
+        raise StoreError(f"{where} is damaged: it counts {histogram.n_pixels} pixels, the set holds "
+                         f"{meta['accounting']['n_pixels']}")
+    return histogram
+
+
+def histogram(store: Target) -> Histogram:
+    """The colour histogram of every pixel of an image set (what its codebooks are fitted to)."""
+    return read_snapshot(store, "image-set", lambda root, meta: _stored_histogram(root, meta, store))
 
 
 def info(store: Target) -> dict[str, Any]:
@@ -468,8 +566,7 @@ def decompress(store: Target, name: str | None = None) -> da.Array:
     if name not in names:
         raise ValueError(f"the image set {store!s} has no image {name!r}; it holds {names}")
     group = root[f"images/{name}"]
-    codebook_key = f"images/{name}/codebook" if meta["codebook"] == "per-image" else "codebook"
-    codebook = read_array(root, codebook_key, store)
+    codebook = read_array(root, _codebook_key(group.attrs["emdask"], name, meta), store)  # type: ignore[arg-type]
     codes = da.from_zarr(group["labels/codes/0"])  # type: ignore[index]
     return da.map_blocks(lambda c: codebook[c], codes, new_axis=2, chunks=codes.chunks + ((3,),), dtype=np.uint8)
 
@@ -492,3 +589,10 @@ def write_pngs(store: Target, out_dir: str | os.PathLike[str]) -> list[Path]:
             tmp.unlink(missing_ok=True)
         written.append(path)
     return written
+
+
+def _codebook_key(image: dict[str, Any], name: str, meta: dict[str, Any]) -> str:
+    """Where an image's codebook is, from the root: recorded per image since schema 2; before, one place per set."""
+    if meta.get("schema_version", 1) >= 2:
+        return str(image["codebook"])
+    return f"images/{name}/codebook" if meta["codebook"] == "per-image" else "codebook"

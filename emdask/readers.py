@@ -201,7 +201,8 @@ def read_images(
             skipped.append(f"{path}: {exc}")
             logger.warning("skipped %s: %s", path, exc)
             continue
-        items.append(ImageSource(Path(path).stem, _lazy(file), os.path.abspath(path)))
+        stat = os.stat(path)
+        items.append(ImageSource(Path(path).stem, _lazy(file), os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
     if not items:
         raise ImageReadError("no readable images among the sources" + (f" ({len(skipped)} skipped)" if skipped else ""))
     return items, skipped

@@ -27,7 +27,8 @@ import zarr
 import zarr.storage
 from zarr.abc.store import Store
 
-SCHEMA_VERSION = 1
+#: 2: image sets keep their colour histogram and versioned codebooks (version 1 sets are still read).
+SCHEMA_VERSION = 2
 Target = str | os.PathLike[str] | Store
 T = TypeVar("T")
 
@@ -116,14 +117,7 @@ def write_group(target: Target, *, overwrite: bool, meta: dict[str, Any]) -> Ite
         if _is_zip(target):
             # built as a directory (attributes are rewritten, which a zip cannot do), then packed in one go
             yield _body(zarr.open_group(str(tmp), mode="w", zarr_format=3), meta)
-            packed = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}.zip")
-            try:
-                with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_STORED) as archive:
-                    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
-                        archive.write(path, path.relative_to(tmp).as_posix())
-                os.replace(packed, final)
-            finally:
-                packed.unlink(missing_ok=True)
+            _pack_zip(tmp, final)
         else:
             yield _body(zarr.open_group(str(tmp), mode="w", zarr_format=3), meta)
             _swap_directory(tmp, final)
@@ -132,6 +126,41 @@ def write_group(target: Target, *, overwrite: bool, meta: dict[str, Any]) -> Ite
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _pack_zip(directory: Path, final: Path) -> None:
+    """Pack a store built as a directory into the zip file ``final``, which appears whole or not at all."""
+    packed = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}.zip")
+    try:
+        with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_STORED) as archive:
+            for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+                archive.write(path, path.relative_to(directory).as_posix())
+        os.replace(packed, final)
+    finally:
+        packed.unlink(missing_ok=True)
+
+
+@contextmanager
+def update_group(target: Target) -> Iterator[zarr.Group]:
+    """An existing emdask store opened for adding to it in place.
+
+    The writer adds new nodes that no reader looks at yet and commits by rewriting the root's
+    ``emdask`` attribute last, one atomic write (a file renamed into place, an object put), so a
+    reader sees the store before or after, never between.  A zip file cannot be changed in place:
+    it is unpacked beside itself, updated, and packed again in its place when the block ends.
+    """
+    if not _is_zip(target):
+        yield zarr.open_group(target, mode="r+")
+        return
+    final = Path(target)
+    tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        with zipfile.ZipFile(final) as archive:
+            archive.extractall(tmp)
+        yield zarr.open_group(str(tmp), mode="r+")
+        _pack_zip(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _body(group: zarr.Group, meta: dict[str, Any]) -> zarr.Group:

@@ -1,10 +1,12 @@
 """Prefect flow: compress a set of images to K colours into a Zarr image set, on a Dask cluster.
 
-Tasks, as Prefect's UI shows them: discover sources -> fit codebook -> encode and write -> report.
-Only small values pass between tasks (paths, codebooks, summaries); pixels stay in Dask.  The
-fitting task checkpoints every K-means iteration beside the output, so a retry (or a re-run with
-the same parameters) resumes instead of starting over; a finished output is not recomputed
-unless ``overwrite=True``.
+Tasks, as Prefect's UI shows them: discover sources -> fit codebook -> encode and write -> report,
+or with ``append=True``: discover sources -> append -> report.  Only small values pass between
+tasks (paths, codebooks, the colour histogram, summaries); pixels stay in Dask.  The whole
+compression is two reads of the images: the fitting task counts their colours and fits K-means
+in memory on that histogram; the encoding task reads them once more.  A finished output is not
+recomputed unless ``overwrite=True``; a scheduled run with ``append=True`` adds only the files
+not yet in the set.
 
 Run it with Prefect's embedded server and a local Dask cluster, no set-up::
 
@@ -55,24 +57,37 @@ def discover(sources: list[str], pattern: str, color: str, skip_unreadable: bool
 
 @task(name="fit codebook", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def fit_codebook(
-    paths: list[str], color: str, k: int, psnr: float | None, per_image: bool, max_iter: int, seed: int, checkpoint: str
-) -> dict[str, Any]:
-    """Exact K-means over every pixel (passes run on the Dask cluster); checkpointed after each iteration."""
+    paths: list[str], color: str, k: int, psnr: float | None, per_image: bool, max_iter: int, seed: int
+) -> images.CodebookFit:
+    """One read of the images counts their colours; exact K-means then runs in memory on the histogram."""
     sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
     with on_cluster():
-        fit = images.fit_codebooks(
-            sources, n_colours=k, psnr=psnr, per_image=per_image, random_state=seed, max_iter=max_iter, checkpoint=checkpoint
-        )
-    get_run_logger().info("K=%d after %s passes", fit.k, fit.n_iter)
-    return fit.to_dict()
+        fit = images.fit_codebooks(sources, n_colours=k, psnr=psnr, per_image=per_image, random_state=seed, max_iter=max_iter)
+    get_run_logger().info("K=%d after %s K-means iterations on %d distinct colours", fit.k,
+                          ", ".join(str(f.n_iter) for f in fit.fits), len(fit.histogram.colours))
+    return fit
 
 
 @task(name="encode and write")
-def encode(paths: list[str], color: str, fit: dict[str, Any], output: str, overwrite: bool, skipped: list[str]) -> dict[str, Any]:
-    """One more pass: every image to codes, written atomically as one Zarr image set."""
+def encode(paths: list[str], color: str, fit: images.CodebookFit, output: str, overwrite: bool, skipped: list[str]) -> dict[str, Any]:
+    """The second read: every image to codes, written atomically as one Zarr image set."""
     sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
     with on_cluster():
-        return images.write_set(sources, output, images.CodebookFit.from_dict(fit), overwrite=overwrite, skipped=skipped)
+        return images.write_set(sources, output, fit, overwrite=overwrite, skipped=skipped)
+
+
+@task(name="append", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
+def append_images(
+    paths: list[str], color: str, output: str, refit_below: float | None, max_iter: int, seed: int, skipped: list[str]
+) -> dict[str, Any]:
+    """The files not yet in the set, read once (twice if they call for a new codebook) and added atomically."""
+    sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
+    with on_cluster():
+        summary = images.append(sources, output, refit_below=refit_below, random_state=seed, max_iter=max_iter,
+                                skipped=skipped)
+    get_run_logger().info("appended %d images to %s (%d codebook versions)", len(summary["appended"]), output,
+                          len(summary.get("codebooks") or []))
+    return summary
 
 
 @task(name="report")
@@ -128,20 +143,41 @@ def compress_images(
     color: str = "strict",
     skip_unreadable: bool = False,
     overwrite: bool = False,
+    append: bool = False,
+    refit_below: float | None = None,
 ) -> dict[str, Any]:
-    """Compress ``sources`` (files, directories, Zarr stores) into the image set ``output``; returns its summary."""
+    """Compress ``sources`` (files, directories, Zarr stores) into the image set ``output``; returns its summary.
+
+    ``append``: add to the existing set ``output`` the sources not yet in it (a new set if there is
+    none); ``refit_below``: with ``append``, fit a new codebook version when a new image's PSNR is
+    below this many dB.
+    """
     check_writable(output, overwrite=True)
     found = discover(sources, pattern, color, skip_unreadable)
+    if append and _is_image_set(output):
+        with dask_cluster(scheduler, workers, memory_limit):
+            summary = append_images(found["paths"], color, output, refit_below, max_iter, seed, found["skipped"])
+            report(summary, output)
+        return summary
     if not overwrite:
         done = finished_set(output, found["paths"], k, psnr, per_image)
         if done is not None:
             get_run_logger().info("%s is already this image set, complete; pass overwrite=True to recompute it", output)
             return done
     with dask_cluster(scheduler, workers, memory_limit):
-        fit = fit_codebook(found["paths"], color, k, psnr, per_image, max_iter, seed, f"{output.rstrip('/')}.checkpoint")
+        fit = fit_codebook(found["paths"], color, k, psnr, per_image, max_iter, seed)
         summary = encode(found["paths"], color, fit, output, overwrite, found["skipped"])
         report(summary, output)
     return summary
+
+
+def _is_image_set(output: str) -> bool:
+    try:
+        images.info(output)
+    except StoreError:
+        check_writable(output, overwrite=False)  # nothing there yet: the first run compresses
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--color", choices=["strict", "convert"], default="strict")
     parser.add_argument("--skip-unreadable", action="store_true")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--append", action="store_true", help="add the sources not yet in the set OUTPUT")
+    parser.add_argument("--refit-below", type=float, metavar="DB", help="with --append: refit below this PSNR")
     parser.add_argument("--task-runner", choices=["threads", "dask"], default="threads",
                         help="dask: run the tasks on the --scheduler cluster through prefect_dask (needs a Prefect server "
                              "that the workers reach, PREFECT_API_URL)")
@@ -177,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             sources=args.sources, output=args.output, k=args.k, psnr=args.psnr, per_image=args.per_image,
             scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit, max_iter=args.max_iter,
             seed=args.seed, color=args.color, skip_unreadable=args.skip_unreadable, overwrite=args.overwrite,
+            append=args.append, refit_below=args.refit_below,
         )
         print(summary_table(summary))
         print(f"written: {args.output} (report in {args.output.rstrip('/')}.report/)")

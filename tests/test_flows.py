@@ -37,7 +37,7 @@ def test_compress_images_flow(tmp_path):
     root = zarr.open_group(out, mode="r")
     for name in ("chelsea", "rocket"):
         np.testing.assert_array_equal(
-            images.decompress(out, name).compute(), root["codebook"][...][root[f"images/{name}/labels/codes/0"][...]]
+            images.decompress(out, name).compute(), root["codebooks/0"][...][root[f"images/{name}/labels/codes/0"][...]]
         )
     report = Path(f"{out}.report")
     assert {p.name for p in report.iterdir()} == {"contact_sheet.png", "convergence.png", "report.md"}
@@ -80,7 +80,7 @@ def test_fitting_task_retries_and_resumes_from_its_checkpoint(tmp_path, monkeypa
     reference = images.fit_codebooks(photo, n_colours=5, random_state=0, max_iter=50)
     assert fit["n_iter"] == reference.n_iter and reference.n_iter[0] >= 2  # none repeated, none lost
     np.testing.assert_allclose(fit["history"][0], reference.history[0], rtol=1e-12)
-    np.testing.assert_array_equal(zarr.open_group(out)["codebook"][...], reference.codebooks["coffee"])
+    np.testing.assert_array_equal(zarr.open_group(out)["codebooks/0"][...], reference.codebooks["coffee"])
 
 
 def _png(path: Path) -> np.ndarray:

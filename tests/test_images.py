@@ -37,7 +37,7 @@ def _stored_bytes(path: Path) -> int:
 def test_decompresses_exactly_to_codebook_of_codes(photo_set):
     path, photos, _ = photo_set
     root = zarr.open_group(str(path), mode="r")
-    codebook = root["codebook"][...]
+    codebook = root["codebooks/0"][...]
     for name, original in photos.items():
         codes = root[f"images/{name}/labels/codes/0"][...]
         assert codes.dtype == np.uint8 and codes.shape == original.shape[:2]
@@ -55,7 +55,7 @@ def test_accounting_matches_a_recomputation(photo_set):
     info = images.info(path)
     k = 12
     root = zarr.open_group(str(path), mode="r")
-    codebook = root["codebook"][...]
+    codebook = root["codebooks/0"][...]
     total_sse, total_n = 0.0, 0
     for entry in info["images"]:
         original = photos[entry["name"]]
@@ -72,7 +72,7 @@ def test_accounting_matches_a_recomputation(photo_set):
     acc = info["accounting"]
     assert acc["n_pixels"] == sum(p.shape[0] * p.shape[1] for p in photos.values())
     assert acc["bytes_on_disk"] == sum(e["accounting"]["bytes_codes"] for e in info["images"]) + _stored_bytes(
-        path / "codebook"
+        path / "codebooks" / "0"
     )
     assert acc["psnr_db_overall"] == pytest.approx(10 * np.log10(255**2 / (total_sse / total_n)), rel=1e-9)
     assert acc["bytes_on_disk"] * 8 < acc["raw_bits"] / 10  # it does compress
@@ -81,7 +81,7 @@ def test_accounting_matches_a_recomputation(photo_set):
 def test_ome_zarr_label_colours_are_the_codebook(photo_set):
     path, _, _ = photo_set
     root = zarr.open_group(str(path), mode="r")
-    codebook = root["codebook"][...]
+    codebook = root["codebooks/0"][...]
     labels = root["images/coffee/labels"]
     assert labels.attrs["ome"]["labels"] == ["codes"]
     ome = labels["codes"].attrs["ome"]
@@ -100,7 +100,7 @@ def test_plain_zarr_reads_the_stores_without_emdask(photo_set, tmp_path):
         import json, sys
         import numpy as np, zarr
         root = zarr.open_group({str(path)!r}, mode="r")
-        codebook = root["codebook"][...]
+        codebook = root["codebooks/0"][...]
         codes = root["images/astronaut/labels/codes/0"][...]
         image = codebook[codes]
         model = zarr.open_group({str(tmp_path / "model.zarr")!r}, mode="r")
@@ -185,30 +185,3 @@ def test_killed_write_leaves_previous_store_intact(tmp_path, photo_set):
     assert images.info(path)["images"][0]["name"] == "coffee"
     with pytest.raises(StoreError, match="is incomplete"):
         images.info(partial[0])
-
-
-@pytest.mark.parametrize("chunk_rows", [150_000, 1_000_000])
-def test_counted_colours_give_exactly_the_all_pixel_fit(chunk_rows):
-    """Lloyd on each chunk's distinct colours weighted by their counts equals Lloyd on every pixel, exactly."""
-    import dask.array as da
-
-    pixels = np.concatenate([getattr(data, n)()[..., :3].reshape(-1, 3) for n in ("astronaut", "coffee", "chelsea")])
-    X = da.from_array(pixels, chunks=(chunk_rows, 3))
-    colours, counts = images.count_colours(X)
-    for block in range(X.numblocks[0]):
-        rows = X.blocks[block].compute()
-        expected, expected_counts = np.unique(rows, axis=0, return_counts=True)
-        np.testing.assert_array_equal(colours.blocks[block].compute(), expected)
-        np.testing.assert_array_equal(counts.blocks[block].compute(), expected_counts)
-    assert colours.shape[0] < len(pixels) // 2  # real photos repeat their colours
-
-    init = np.unique(pixels, axis=0)[::9973][:12].astype(np.float64)
-    every = emdask.KMeans(12, init=init, max_iter=200).fit(X)
-    counted = emdask.KMeans(12, init=init, max_iter=30, tol=0).fit(colours, sample_weight=counts)
-    same_passes = emdask.KMeans(12, init=init, max_iter=30, tol=0).fit(X)
-    np.testing.assert_array_equal(counted.cluster_centers_, same_passes.cluster_centers_)
-    assert counted.inertia_ == pytest.approx(same_passes.inertia_, rel=1e-12)
-    codebook, km = images.fit_codebook(X, 12, init=init, max_iter=200)  # the image path counts colours
-    assert km.n_iter_ == every.n_iter_ and every.converged_ and km.n_features_in_ == 3
-    np.testing.assert_array_equal(km.cluster_centers_, every.cluster_centers_)
-    np.testing.assert_array_equal(codebook, np.clip(np.rint(every.cluster_centers_), 0, 255).astype(np.uint8))
