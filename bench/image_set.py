@@ -1,26 +1,39 @@
-"""Out-of-core compression of a large image set: emdask on a memory-limited local cluster vs the scikit-learn way.
+"""A large image set on a memory-limited local cluster: ``emdask compress`` against the sampling script.
 
-``python -m bench.image_set DIR [--k 16] [--max-iter 10] [--memory-limit 1.5GiB] [--sample 10000]``
+``python -m bench.image_set DIR [--k 16] [--psnr 30] [--memory-limit 0.75GiB] [--sample 10000] [--new 0.1]``
 
-emdask: ``images.compress`` over every pixel on a LocalCluster of 2 single-threaded workers with
-the given memory limit; a thread samples the resident memory of this process and of every
-worker process every 0.2 s.  scikit-learn, as its colour-quantisation example does it: fit
-``KMeans`` on a random sample of pixels, then predict every pixel in RAM (here image by image,
-since the whole set as float64 would need 8 bytes x 3 x N).  Both report time, peak memory and
-the PSNR of the set.  Build DIR with ``data/make_image_set.py --gigapixels 2 --out DIR``.
+Every case reads the same files, one after the other, and prints its time beside its result:
+
+- a plain decode pass of the set on a LocalCluster of 2 single-threaded workers (the floor of
+  any exact method: every pixel read once);
+- ``emdask compress DIR -k K`` through the CLI, to convergence (its own cluster of the same size);
+- the scikit-learn way, as its colour-quantisation example does it: ``KMeans`` on a random
+  sample of pixels, then every image predicted in RAM;
+- ``emdask compress DIR --psnr DB`` through the CLI;
+- ``emdask compress DIR -o SET --append`` adding the last ``--new`` fraction of the files to a set
+  of the others.
+
+A thread samples the resident memory of every process of the tree (the CLI and its workers)
+every 0.2 s.  Build DIR with ``data/make_image_set.py --gigapixels 1.5 --out DIR``.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
+
+EMDASK = [sys.executable, "-m", "emdask.cli"]
 
 
 class PeakMemory:
@@ -36,7 +49,7 @@ class PeakMemory:
             for p in [me, *me.children(recursive=True)]:
                 try:
                     self.peaks[p.pid] = max(self.peaks[p.pid], p.memory_info().rss)
-                    self.names.setdefault(p.pid, " ".join(p.cmdline()[-2:])[-40:] if p.pid != me.pid else "client")
+                    self.names.setdefault(p.pid, " ".join(p.cmdline()) if p.pid != me.pid else "this process")
                 except psutil.Error:
                     pass
             time.sleep(self.interval)
@@ -50,79 +63,119 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
 
+    def workers(self) -> float:
+        """The largest peak of a Dask worker process, GiB."""
+        peaks = [v for pid, v in self.peaks.items() if "spawn_main" in self.names.get(pid, "")]
+        return max(peaks, default=0) / 2**30
 
-def run_emdask(directory: str, k: int, max_iter: int, memory_limit: str) -> dict:
+
+def decode_pass(files: list[str], memory_limit: str) -> dict[str, Any]:
+    """Every file decoded once, tile by tile as emdask reads it, on a cluster like the CLI's."""
+    import dask
     from distributed import Client, LocalCluster
 
-    from emdask import images
     from emdask.readers import read_images
 
-    out = os.path.join(tempfile.mkdtemp(), "set.zarr")
-    sources, _ = read_images([directory])
+    sources, _ = read_images(files)
+    with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc, \
+            Client(lc), PeakMemory() as mem:
+        t0 = time.perf_counter()
+        shapes = dask.compute(*[dask.delayed(np.shape)(b) for s in sources for b in s.pixels.to_delayed().ravel()])
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "pixels": sum(a * b for a, b, _ in shapes), "worker_peak": mem.workers()}
+
+
+def cli(args: list[str], memory_limit: str) -> dict[str, Any]:
+    """One ``emdask`` command with a local cluster of 2 workers; its time, summary and peak memory."""
+    from emdask import images
+
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc, Client(lc):
-            summary = images.compress(sources, out, n_colours=k, random_state=0, max_iter=max_iter)
+        run = subprocess.run([*EMDASK, *args, "--workers", "2", "--memory-limit", memory_limit],
+                             capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
         seconds = time.perf_counter() - t0
-    info = images.info(out)
-    history = info["fit"]["history"][0]
-    shutil.rmtree(os.path.dirname(out))
-    return {"seconds": seconds, "summary": summary, "history": history, "peaks": dict(mem.peaks), "names": mem.names}
+    if run.returncode != 0:
+        raise RuntimeError(run.stderr[-3000:])
+    out = args[args.index("-o") + 1]
+    return {"seconds": seconds, "info": images.info(out), "worker_peak": mem.workers(), "stdout": run.stdout}
 
 
-def run_sklearn(directory: str, k: int, sample: int) -> dict:
+def sampled_sklearn(files: list[str], k: int, sample: int) -> dict[str, Any]:
+    """scikit-learn's colour-quantisation example at scale: fit on sampled pixels, predict image by image."""
     from sklearn.cluster import KMeans
 
-    from emdask.readers import list_files, read_whole
+    from emdask.readers import read_whole
 
-    files = list_files([directory])
     rng = np.random.default_rng(0)
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        sizes = []
-        picks = []
         per_file = max(1, sample // len(files))
-        for f in files:
-            img = read_whole(f)[..., :3].reshape(-1, 3)
-            sizes.append(len(img))
-            picks.append(img[rng.choice(len(img), per_file)])
+        picks = [rng.choice(read_whole(f)[..., :3].reshape(-1, 3), per_file) for f in files]
         km = KMeans(k, random_state=0, n_init=1).fit(np.concatenate(picks).astype(np.float64) / 255)
-        t_fit = time.perf_counter() - t0
+        codebook = np.clip(np.rint(km.cluster_centers_ * 255), 0, 255)
         sse, n = 0.0, 0
         for f in files:
             img = read_whole(f)[..., :3].reshape(-1, 3).astype(np.float64) / 255  # as the example does
-            labels = km.predict(img)
-            codebook = np.clip(np.rint(km.cluster_centers_ * 255), 0, 255)
-            sse += float(((codebook[labels] - img * 255) ** 2).sum())
+            sse += float(((codebook[km.predict(img)] - img * 255) ** 2).sum())
             n += img.size
         seconds = time.perf_counter() - t0
-    psnr = 10 * np.log10(255**2 * n / sse)
-    return {"seconds": seconds, "fit_seconds": t_fit, "psnr": psnr, "peak": max(mem.peaks.values()), "pixels": sum(sizes)}
+    return {"seconds": seconds, "psnr": 10 * np.log10(255**2 * n / sse), "peak": max(mem.peaks.values()) / 2**30}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory")
     parser.add_argument("--k", type=int, default=16)
-    parser.add_argument("--max-iter", type=int, default=10)
-    parser.add_argument("--memory-limit", default="1.5GiB")
+    parser.add_argument("--psnr", type=float, default=30.0)
+    parser.add_argument("--memory-limit", default="0.75GiB", help="per worker (2 workers)")
     parser.add_argument("--sample", type=int, default=10_000)
-    args = parser.parse_args()
-    import logging
+    parser.add_argument("--new", type=float, default=0.1, help="fraction of the files appended to a set of the others")
+    args = parser.parse_args(argv)
+    from emdask.readers import list_files
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("emdask").setLevel(logging.INFO)  # one line per pass, with its seconds
-    em = run_emdask(args.directory, args.k, args.max_iter, args.memory_limit)
-    acc = em["summary"]["accounting"]
-    print(f"emdask: {acc['n_images']} images, {acc['n_pixels']:,} pixels, K={args.k}, {len(em['history'])} Lloyd passes "
-          f"(max_iter={args.max_iter}), total {em['seconds']:.0f} s, PSNR {acc['psnr_db_overall']:.2f} dB, "
-          f"{acc['bytes_on_disk']:,} bytes on disk")
-    for pid, peak in sorted(em["peaks"].items(), key=lambda kv: -kv[1]):
-        print(f"  peak RSS {peak / 2**30:6.2f} GiB  pid {pid} {em['names'].get(pid, '')}")
-    sk = run_sklearn(args.directory, args.k, args.sample)
-    print(f"scikit-learn way (fit on {args.sample} sampled pixels, predict image by image in float64): "
-          f"{sk['seconds']:.0f} s (fit {sk['fit_seconds']:.0f} s incl. reading), peak RSS {sk['peak'] / 2**30:.2f} GiB, "
-          f"PSNR {sk['psnr']:.2f} dB; the whole set as float64 in RAM would need {sk['pixels'] * 24 / 2**30:.0f} GiB")
+    files = list_files([args.directory])
+    work = Path(tempfile.mkdtemp(prefix="bench-images-"))
+    try:
+        rows = []
+        plain = decode_pass(files, args.memory_limit)
+        gib = 3 * plain["pixels"] / 2**30
+        budget = 2 * float(args.memory_limit.removesuffix("GiB"))
+        print(f"{len(files)} files, {plain['pixels']:,} pixels = {gib:.2f} GiB of RGB, {gib / budget:.1f}x the "
+              f"workers' {budget:.2f} GiB", flush=True)
+        rows.append(("plain decode pass (floor)", plain["seconds"], "", plain["worker_peak"]))
+        fixed = cli(["compress", args.directory, "-o", str(work / "k.zarr"), "-k", str(args.k)], args.memory_limit)
+        acc = fixed["info"]["accounting"]
+        rows.append((f"emdask compress -k {args.k} (CLI)", fixed["seconds"],
+                     f"{acc['psnr_db_overall']:.2f} dB, {fixed['info']['fit']['n_iter'][0]} iterations",
+                     fixed["worker_peak"]))
+        sk = sampled_sklearn(files, args.k, args.sample)
+        rows.append((f"scikit-learn, {args.sample} sampled pixels", sk["seconds"], f"{sk['psnr']:.2f} dB", sk["peak"]))
+        target = cli(["compress", args.directory, "-o", str(work / "p.zarr"), "--psnr", str(args.psnr)], args.memory_limit)
+        acc_p = target["info"]["accounting"]
+        rows.append((f"emdask compress --psnr {args.psnr:g} (CLI)", target["seconds"],
+                     f"K={target['info']['k']}, {acc_p['psnr_db_overall']:.2f} dB", target["worker_peak"]))
+        cut = len(files) - max(1, int(round(args.new * len(files))))
+        old_dir, new_dir = work / "old", work / "new"
+        for d, part in ((old_dir, files[:cut]), (new_dir, files)):
+            d.mkdir()
+            for f in part:
+                os.symlink(os.path.abspath(f), d / Path(f).name)
+        cli(["compress", str(old_dir), "-o", str(work / "a.zarr"), "-k", str(args.k)], args.memory_limit)
+        # the same paths: the new folder links the old files too, so they are recognised and skipped
+        shutil.rmtree(old_dir)
+        os.rename(new_dir, old_dir)
+        added = cli(["compress", str(old_dir), "-o", str(work / "a.zarr"), "--append"], args.memory_limit)
+        rows.append((f"emdask --append {len(files) - cut} new files (CLI)", added["seconds"],
+                     f"{added['info']['accounting']['psnr_db_overall']:.2f} dB", added["worker_peak"]))
+        print(f"\n| case | seconds | vs sampling script | vs decode pass | result | peak worker GiB (limit "
+              f"{args.memory_limit}) |\n|---|---|---|---|---|---|")
+        for name, seconds, result, peak in rows:
+            print(f"| {name} | {seconds:.1f} | {seconds / sk['seconds']:.2f}x | {seconds / plain['seconds']:.2f}x | "
+                  f"{result} | {peak:.2f} |")
+        print(f"\n--psnr {args.psnr:g} / -k {args.k}: {target['seconds'] / fixed['seconds']:.2f}x; "
+              f"append / full run: {added['seconds'] / fixed['seconds']:.2f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

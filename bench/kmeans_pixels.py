@@ -52,18 +52,19 @@ def time_emdask(X: np.ndarray, init: np.ndarray, iters: int, chunk_rows: int, sc
 
 
 def time_counted(X: np.ndarray, init: np.ndarray, iters: int, chunk_rows: int) -> tuple[float, float, float]:
-    """emdask on each chunk's distinct colours weighted by their counts (the image path): per pass,
-    (counting + fit) / n_iter, and pixels per distinct colour."""
-    import emdask
-    from emdask import images
+    """emdask on the colour histogram (the image path): per in-memory Lloyd iteration, (counting + fit) / n_iter,
+    and pixels per distinct colour."""
+    import dask
 
-    Xd = da.from_array(X, chunks=(chunk_rows, 3)).persist()
+    from emdask import codebooks
+
+    Xd = da.from_array(X.reshape(-1, 1, 3), chunks=(chunk_rows, 1, 3)).persist()
     t0 = time.perf_counter()
-    colours, counts = images.count_colours(Xd)
-    km = emdask.KMeans(len(init), init=init, max_iter=iters, tol=0).fit(colours, sample_weight=counts)
+    (histogram,) = dask.compute(codebooks.histogram_of([Xd]))
+    t1 = time.perf_counter()
+    fit = codebooks.fit(histogram, len(init), codebooks.Settings(init=init, tol=0.0, max_iter=iters))
     total = time.perf_counter() - t0
-    per_iter = statistics.median(h["seconds"] for h in km.history_)
-    return per_iter, total / km.n_iter_, len(X) / colours.shape[0]
+    return (total - (t1 - t0)) / fit.n_iter, total / fit.n_iter, len(X) / len(histogram.colours)
 
 
 def time_sklearn(X: np.ndarray, init: np.ndarray, iters: int) -> float:

@@ -356,14 +356,20 @@ def _encode_into(
             "accounting": {
                 **bit_accounting(h * w, len(book)),
                 "bytes_codes": int(target.nbytes_stored()),
-                "bytes_codebook": int(root[paths[s.name]].nbytes_stored())  # type: ignore[union-attr]
-                if paths[s.name].startswith("images/") else 0,
+                "bytes_codebook": _stored(root, paths[s.name]) if paths[s.name].startswith("images/") else 0,
             },
         }
         root[f"images/{s.name}"].attrs["emdask"] = summary
         logger.info("encoded %s: PSNR %.2f dB", s.name, summary["psnr_db"], extra={"emdask_encoding": s.name})
         summaries.append(summary)
     return summaries, histogram
+
+
+def _stored(root: zarr.Group, path: str) -> int:
+    """Bytes that the array at ``path`` takes in the store (its chunks and metadata)."""
+    array = root[path]
+    assert isinstance(array, zarr.Array)
+    return int(array.nbytes_stored())
 
 
 def _version(path: str) -> int | None:
@@ -377,7 +383,7 @@ def _commit(
     key = f"histogram/{uuid.uuid4().hex[:12]}"
     for name, values in (("colours", histogram.colours), ("counts", histogram.counts)):
         root.create_array(f"{key}/{name}", data=values, compressors=[ZstdCodec(level=5)], dimension_names=["colour"])
-    bytes_codebooks = sum(int(root[p].nbytes_stored()) for p in meta["codebooks"])  # type: ignore[union-attr]
+    bytes_codebooks = sum(_stored(root, p) for p in meta["codebooks"])
     meta = {**meta, "histogram": key, "accounting": accounting(images, meta["k"], meta["codebooks"], bytes_codebooks)}
     old = dict(root.attrs.get("emdask", {}))  # type: ignore[arg-type]
     root.attrs["emdask"] = {**meta, "write_id": uuid.uuid4().hex, "complete": old.get("complete", False)}

@@ -149,7 +149,7 @@ def update_group(target: Target) -> Iterator[zarr.Group]:
     reader sees the store before or after, never between.  A zip file cannot be changed in place:
     it is unpacked beside itself, updated, and packed again in its place when the block ends.
     """
-    if not _is_zip(target):
+    if isinstance(target, Store) or not _is_zip(target):
         yield zarr.open_group(target, mode="r+")
         return
     final = Path(target)

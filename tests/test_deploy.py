@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -176,7 +177,7 @@ def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path, task_run
 
 
 @pytest.mark.slow
-def test_prefect_deploy_registers_both_and_a_worker_runs_one(prefect_server, tmp_path):
+def test_prefect_deploy_registers_both_and_the_nightly_run_appends(prefect_server, tmp_path):
     env = {**prefect_server, "EMDASK_ROOT": str(ROOT)}
     prefect = str(BIN / "prefect")
     subprocess.run([prefect, "work-pool", "create", "emdask-pool", "--type", "process"], env=env, check=True, capture_output=True)
@@ -186,18 +187,22 @@ def test_prefect_deploy_registers_both_and_a_worker_runs_one(prefect_server, tmp
     deployments = _api(env, lambda c: c.read_deployments())
     crons = {d.name: [s.schedule.cron for s in d.schedules] for d in deployments}
     assert crons == {"nightly-scans": ["0 2 * * *"], "weekly-segments": ["0 3 * * 1"]}
-    out = tmp_path / "segments.zarr"
-    started = subprocess.run(
-        [prefect, "deployment", "run", "fit-mixture/weekly-segments", "--param", f"output={out}",
-         "--param", f"labels_output={tmp_path / 'labels.parquet'}"],
-        env=env, cwd=ROOT, capture_output=True, text=True,
-    )
-    assert started.returncode == 0, started.stderr[-2000:]
-    worker = subprocess.run([prefect, "worker", "start", "--pool", "emdask-pool", "--run-once"],
-                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
-    runs = [r for r in _api(env, lambda c: c.read_flow_runs()) if r.parameters.get("output") == str(out)]
-    assert runs and runs[0].state.is_completed(), (worker.stdout[-3000:], worker.stderr[-3000:])
-    import emdask
+    scans, out = tmp_path / "scans", tmp_path / "nightly.zarr"
+    scans.mkdir()
+    params = json.dumps({"sources": [str(scans)], "output": str(out), "workers": 1})
+    for photo, expected in (("coffee.png", ["coffee"]), ("rocket.jpg", ["coffee", "rocket"])):
+        (scans / photo).write_bytes((ROOT / "data" / "photos" / photo).read_bytes())  # the day's new scan
+        started = subprocess.run([prefect, "deployment", "run", "compress-images/nightly-scans", "--params", params],
+                                 env=env, cwd=ROOT, capture_output=True, text=True)
+        assert started.returncode == 0, started.stderr[-2000:]
+        worker = subprocess.run([prefect, "worker", "start", "--pool", "emdask-pool", "--run-once"],
+                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
+        runs = [r for r in _api(env, lambda c: c.read_flow_runs()) if r.parameters.get("output") == str(out)]
+        assert runs and all(r.state.is_completed() for r in runs), (worker.stdout[-3000:], worker.stderr[-3000:])
+        from emdask import images
 
-    model = emdask.load(out)
-    assert model.n_components == 2 and np.isfinite(model.means_).all()
+        info = images.info(out)
+        assert [im["name"] for im in info["images"]] == expected
+        if photo == "coffee.png":
+            coffee = images.decompress(out, "coffee").compute()
+    np.testing.assert_array_equal(images.decompress(out, "coffee").compute(), coffee)  # appended, not rewritten

@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 import emdask
-from emdask import engine, images
+from emdask import images
 
 DATA = Path(__file__).parents[1] / "data"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -48,39 +48,23 @@ def test_compress_images_flow(tmp_path):
     assert again["accounting"] == images.info(out)["accounting"]
 
 
-def test_fitting_task_retries_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    """A fault after the first iteration fails the fit task once; Prefect retries it and the fit resumes at iteration 2.
-
-    (The sample warm-up leaves few exact passes: 2 here, so the fault comes after the first.)"""
+def test_compress_images_flow_appends_new_files(tmp_path):
+    """A scheduled run with append=True adds only the new files; the old images keep their codes."""
     from flows.compress_images import compress_images
 
-    real = engine.run_em
-    calls = {"first": True, "resumed_from": None}
-
-    def faulty(model, data, params, max_iter, history=None, on_iteration=None):
-        """The real run_em; the first checkpointed fit raises right after saving its first iteration."""
-        if history:
-            calls["resumed_from"] = len(history)
-            return real(model, data, params, max_iter, history, on_iteration)
-
-        def fault(p, h):
-            on_iteration(p, h)
-            if calls["first"] and len(h) == 1:
-                calls["first"] = False
-                raise RuntimeError("injected fault after the first iteration")
-
-        return real(model, data, params, max_iter, history, fault if on_iteration else None)
-
-    monkeypatch.setattr(engine, "run_em", faulty)
-    out = str(tmp_path / "set.zarr")
-    compress_images(sources=[str(DATA / "photos" / "coffee.png")], output=out, k=5, workers=1, seed=0, max_iter=50)
-    assert calls["first"] is False and calls["resumed_from"] == 1
-    fit = images.info(out)["fit"]
-    photo = {"coffee": _png(DATA / "photos" / "coffee.png")}
-    reference = images.fit_codebooks(photo, n_colours=5, random_state=0, max_iter=50)
-    assert fit["n_iter"] == reference.n_iter and reference.n_iter[0] >= 2  # none repeated, none lost
-    np.testing.assert_allclose(fit["history"][0], reference.history[0], rtol=1e-12)
-    np.testing.assert_array_equal(zarr.open_group(out)["codebooks/0"][...], reference.codebooks["coffee"])
+    folder, out = tmp_path / "scans", str(tmp_path / "set.zarr")
+    folder.mkdir()
+    (folder / "coffee.png").write_bytes((DATA / "photos" / "coffee.png").read_bytes())
+    first = compress_images(sources=[str(folder)], output=out, k=5, workers=1, seed=0, append=True)
+    assert [im["name"] for im in first["images"]] == ["coffee"]
+    coffee = images.decompress(out, "coffee").compute()
+    (folder / "rocket.jpg").write_bytes((DATA / "photos" / "rocket.jpg").read_bytes())
+    second = compress_images(sources=[str(folder)], output=out, k=5, workers=1, seed=0, append=True, refit_below=99.0)
+    assert second["appended"] == ["rocket"] and second["codebooks"] == ["codebooks/0", "codebooks/1"]
+    np.testing.assert_array_equal(images.decompress(out, "coffee").compute(), coffee)
+    written = images.info(out)["write_id"]
+    third = compress_images(sources=[str(folder)], output=out, k=5, workers=1, seed=0, append=True)
+    assert third["appended"] == [] and images.info(out)["write_id"] == written
 
 
 def _png(path: Path) -> np.ndarray:
