@@ -43,8 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="strict: only RGB; convert: grayscale to RGB, drop alpha")
     c.add_argument("--skip-unreadable", action="store_true", help="leave out (and list) files that cannot be decoded")
     c.add_argument("--append", action="store_true",
-                   help="add the images not yet in the existing set OUTPUT (same path, size and mtime: skipped), "
-                        "coded with its current codebook")
+                   help="add the images not yet in the set OUTPUT (same path, size and mtime: skipped), coded with "
+                        "its current codebook; a new set if there is none yet")
     c.add_argument("--refit-below", type=float, metavar="DB",
                    help="with --append: if a new image's PSNR is below DB, fit a new codebook version to the set's "
                         "colour histogram and code the new images with it")
@@ -210,13 +210,12 @@ def _compress(args: argparse.Namespace) -> int:
     fit = {"random_state": args.seed, "max_iter": args.max_iter, "n_init": args.n_init}
     if args.refit_below is not None and not args.append:
         raise ValueError("--refit-below goes with --append")
-    if args.append:
-        if args.psnr is not None or args.per_image or args.overwrite:
-            raise ValueError("--append adds to an existing set with its own K and codebooks: "
-                             "--psnr, --per-image and --overwrite do not go with it")
-        images.info(args.output)  # an image set, before any cluster starts
+    append = args.append and images.is_image_set(args.output)  # checked before any cluster starts
+    if append and (args.psnr is not None or args.per_image or args.overwrite):
+        raise ValueError("--append adds to an existing set with its own K and codebooks: "
+                         "--psnr, --per-image and --overwrite do not go with it")
     with dask_cluster(args.scheduler, args.workers, args.memory_limit), ProgressBars(len(sources)):
-        if args.append:
+        if append:
             summary = images.append(sources, args.output, refit_below=args.refit_below, n_colours=args.colours,
                                     skipped=skipped, **fit)
         else:

@@ -247,18 +247,26 @@ def write_set(
         "fit": fit.summary(),
     }
     with write_group(store, overwrite=overwrite, meta=meta) as root:
-        if fit.per_image:
-            paths = {s.name: f"images/{s.name}/codebook" for s in sources}
-            n_iter = {s.name: f.n_iter for s, f in zip(sources, fit.fits)}
-        else:
-            paths = {s.name: "codebooks/0" for s in sources}
-            n_iter = {s.name: fit.fits[0].n_iter for s in sources}
-        for path in set(paths.values()):
-            _write_codebook(root, path, fit.codebooks[next(n for n, p in paths.items() if p == path)])
-        summaries = _encode_into(root, sources, paths, n_iter, count=False)[0]
+        summaries = _encode_into(root, sources, *_write_codebooks(root, sources, fit, "codebooks/0"), count=False)[0]
         meta = _commit(root, meta, summaries, fit.histogram, previous=None)
         mark_complete(root)
     return {**meta, "images": summaries}
+
+
+def _write_codebooks(
+    root: zarr.Group, sources: Sequence[ImageSource], fit: CodebookFit, shared: str
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Write the fitted codebooks (one per image, or one at ``shared``); returns each image's codebook path and
+    the iterations of the fit that made it."""
+    if fit.per_image:
+        paths = {s.name: f"images/{s.name}/codebook" for s in sources}
+        n_iter = {s.name: f.n_iter for s, f in zip(sources, fit.fits)}
+    else:
+        paths = {s.name: shared for s in sources}
+        n_iter = {s.name: fit.fits[0].n_iter for s in sources}
+    for s in sources:
+        _write_codebook(root, paths[s.name], fit.codebooks[s.name])
+    return paths, n_iter
 
 
 def _write_codebook(root: zarr.Group, path: str, codebook: np.ndarray) -> None:
@@ -458,10 +466,7 @@ def append(
         if meta["codebook"] == "per-image":
             fit = fit_codebooks(new, n_colours=k, per_image=True, init=init, n_init=n_init,
                                 random_state=settings.random_state, max_iter=max_iter, tol=tol)
-            paths = {s.name: f"images/{s.name}/codebook" for s in new}
-            for s in new:
-                _write_codebook(root, paths[s.name], fit.codebooks[s.name])
-            added, _ = _encode_into(root, new, paths, {s.name: f.n_iter for s, f in zip(new, fit.fits)}, count=False)
+            added, _ = _encode_into(root, new, *_write_codebooks(root, new, fit, ""), count=False)
             histogram = histogram + fit.histogram
             fits = fit.fits
         else:
@@ -541,6 +546,19 @@ def _stored_histogram(root: zarr.Group, meta: dict[str, Any], store: Target) -> 
         raise StoreError(f"{where} is damaged: it counts {histogram.n_pixels} pixels, the set holds "
                          f"{meta['accounting']['n_pixels']}")
     return histogram
+
+
+def is_image_set(store: Target) -> bool:
+    """Whether ``store`` holds a complete image set (True) or nothing yet (False); anything else is an error."""
+    try:
+        info(store)
+    except StoreError as exc:
+        try:
+            check_writable(store, overwrite=False)
+        except FileExistsError:
+            raise exc from None  # something else is there: say what
+        return False
+    return True
 
 
 def histogram(store: Target) -> Histogram:

@@ -154,7 +154,7 @@ def compress_images(
     """
     check_writable(output, overwrite=True)
     found = discover(sources, pattern, color, skip_unreadable)
-    if append and _is_image_set(output):
+    if append and images.is_image_set(output):
         with dask_cluster(scheduler, workers, memory_limit):
             summary = append_images(found["paths"], color, output, refit_below, max_iter, seed, found["skipped"])
             report(summary, output)
@@ -169,15 +169,6 @@ def compress_images(
         summary = encode(found["paths"], color, fit, output, overwrite, found["skipped"])
         report(summary, output)
     return summary
-
-
-def _is_image_set(output: str) -> bool:
-    try:
-        images.info(output)
-    except StoreError:
-        check_writable(output, overwrite=False)  # nothing there yet: the first run compresses
-        return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:

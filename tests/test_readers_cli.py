@@ -203,3 +203,46 @@ def test_help_is_useful():
     assert result.returncode == 0 and "emdask compress photos/ -o photos.zarr -k 16" in result.stdout
     result = subprocess.run([sys.executable, "-m", "emdask.cli", "compress", "--help"], capture_output=True, text=True)
     assert "--psnr" in result.stdout and "--scheduler" in result.stdout and "--memory-limit" in result.stdout
+
+
+def test_command_line_append(tmp_path, capsys):
+    scans, out = tmp_path / "scans", tmp_path / "set.zarr"
+    scans.mkdir()
+    (scans / "chelsea.png").write_bytes((PHOTOS / "chelsea.png").read_bytes())
+    assert main(["compress", str(scans), "-o", str(out), "-k", "6", "--append", "--workers", "1"]) == 0  # a new set
+    (scans / "rocket.jpg").write_bytes((PHOTOS / "rocket.jpg").read_bytes())
+    capsys.readouterr()
+    assert main(["compress", str(scans), "-o", str(out), "--append", "--refit-below", "99", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    rows = {line[:30].strip(): line[30:].strip() for line in printed.splitlines()}
+    assert rows["appended now"].startswith("1, PSNR min") and rows["codebook versions"] == "2"
+    info = images.info(out)
+    assert [im["name"] for im in info["images"]] == ["chelsea", "rocket"] and len(info["codebooks"]) == 2
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["-k", "8"], "has K=6 colours; cannot append with K=8"),
+        (["--per-image"], "--append adds to an existing set with its own K and codebooks"),
+        (["--refit-below", "-3"], "refit_below must be a positive number of dB"),
+    ],
+)
+def test_command_line_append_errors(tmp_path, extra, message):
+    out = tmp_path / "set.zarr"
+    images.compress({"c": np.asarray(Image.open(PHOTOS / "chelsea.png"))}, out, n_colours=6, random_state=0)
+    before = images.info(out)
+    argv = ["compress", str(PHOTOS / "rocket.jpg"), "-o", str(out), "--append", "--workers", "1", *extra]
+    result = subprocess.run([sys.executable, "-m", "emdask.cli", *argv], capture_output=True, text=True)
+    assert result.returncode == 1 and message in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("emdask: error:")
+    assert images.info(out) == before
+
+
+def test_command_line_append_to_a_model_is_refused(tmp_path):
+    model = tmp_path / "m.zarr"
+    emdask.KMeans(2, random_state=0).fit(np.random.default_rng(0).normal(size=(20, 2))).save(model)
+    argv = ["compress", str(PHOTOS / "rocket.jpg"), "-o", str(model), "--append"]
+    result = subprocess.run([sys.executable, "-m", "emdask.cli", *argv], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"emdask: error: '{model}' holds an emdask 'KMeans', not 'image-set'"

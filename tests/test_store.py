@@ -104,7 +104,7 @@ def test_schema_from_the_future(tmp_path):
     model, _ = _fitted("kmeans")
     model.save(tmp_path / "m.zarr")
     _edit_meta(tmp_path / "m.zarr", schema_version=99)
-    with pytest.raises(StoreError, match=r"schema version 99, newer than this emdask reads \(1\); upgrade"):
+    with pytest.raises(StoreError, match=r"schema version 99, newer than this emdask reads \(2\); upgrade"):
         emdask.load(tmp_path / "m.zarr")
 
 
