@@ -1,0 +1,109 @@
+"""The Dask runtime that emdask's passes and entry points share.
+
+- :func:`dask_cluster`: a client to a running scheduler, or a local cluster, current in this
+  thread only (the CLI, both flows and the tests use it);
+- :func:`active_client` and :func:`memory_budget`: the cluster ``dask.compute`` will use now and
+  how much of its memory caching may fill;
+- :func:`one_blas_thread`: BLAS at one thread while chunk tasks run (Dask's threads are the
+  parallelism; nested BLAS threads made the same job 2-10x slower at random on small machines).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dask
+import dask.base
+import psutil
+from threadpoolctl import ThreadpoolController
+
+#: Fraction of the cluster's (or this machine's available) memory that caching may fill.
+CACHE_FRACTION = 0.5
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS at one thread while any chunk task runs in this process."""
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+
+
+def active_client() -> Any:
+    """The ``distributed.Client`` that ``dask.compute`` will use now, or ``None`` for a local scheduler."""
+    from distributed import Client
+
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    return client if isinstance(client, Client) else None
+
+
+def memory_budget() -> float:
+    """Bytes that caching may use: a fraction of the workers' memory limits, or of this machine's free memory."""
+    client = active_client()
+    if client is None:
+        return CACHE_FRACTION * psutil.virtual_memory().available
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    total = sum(w.get("memory_limit") or psutil.virtual_memory().total for w in workers)
+    return CACHE_FRACTION * total
+
+
+@contextmanager
+def dask_cluster(scheduler: str | None, workers: int = 2, memory_limit: str = "auto") -> Iterator[Any]:
+    """A client to ``scheduler``, or to a local cluster of ``workers`` processes (one thread each).
+
+    The client is current in this thread only, so flows run at once in one process (threads)
+    each compute on their own cluster.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler, set_as_default=False) as client, _current(client):
+            yield client
+        return
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1; got {workers}")
+    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc, \
+            Client(lc, set_as_default=False) as client, _current(client):
+        logging.getLogger("emdask").info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
+        yield client
+
+
+_current_users = 0
+_current_lock = threading.Lock()
+_current_saved: Any = None
+
+
+@contextmanager
+def _current(client: Any) -> Iterator[None]:
+    """``client.as_current()``, safe in threads: Dask's ``scheduler`` setting is process-wide, and
+    nested ``dask.config.set`` calls that exit out of order would leave it pointing at a closed
+    client, so the first user sets it and the last one restores it; the client itself is per thread."""
+    global _current_users, _current_saved
+    with _current_lock:
+        if _current_users == 0:
+            _current_saved = dask.config.set(scheduler="dask.distributed")
+        _current_users += 1
+    try:
+        with client.as_current():
+            yield
+    finally:
+        with _current_lock:
+            _current_users -= 1
+            if _current_users == 0:
+                _current_saved.__exit__(None, None, None)
