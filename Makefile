@@ -1,4 +1,4 @@
-# Two entry points: `make demo` runs the main job, `make test` runs the whole test suite.
+# Two entry points: `make demo` runs the main job, `make test` runs the whole test suite (ruff, mypy, pytest).
 # Both create .venv with python3 and install the project into it; nothing else is needed.
 PYTHON ?= python3
 VENV := .venv
@@ -14,13 +14,14 @@ export PREFECT_LOGGING_EXTRA_LOGGERS ?= emdask
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[flows,test,bench]"
 	touch $@
 
 demo: $(VENV)/.installed
 	$(PY) -m flows.compress_images data/photos -o out/demo/photos.zarr -k 16 --overwrite
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check emdask flows bench tests data
 	$(PY) -m mypy
 	$(PY) -m pytest
 

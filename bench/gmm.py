@@ -9,12 +9,14 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 
 import dask
 import dask.array as da
 import numpy as np
 
 from bench.rounds import interleaved
+from emdask.gaussian import CovarianceType
 
 
 def blobs(n: int, d: int, k: int, seed: int = 0) -> np.ndarray:
@@ -36,8 +38,9 @@ def run(n: int = 1_000_000, d: int = 8, k: int = 8, iters: int = 10, chunk_rows:
     X = blobs(n, d, k)
     Xd = da.from_array(X, chunks=(chunk_rows, d))
     lower_bounds: dict[str, float] = {}
-    cases = {}
-    for cov in ("full", "diag"):
+    cases: dict[str, Callable[[], float]] = {}
+    covariances: tuple[CovarianceType, ...] = ("full", "diag")
+    for cov in covariances:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             start = SkGM(k, covariance_type=cov, max_iter=2, tol=0, random_state=0).fit(X[:50_000])
@@ -51,7 +54,7 @@ def run(n: int = 1_000_000, d: int = 8, k: int = 8, iters: int = 10, chunk_rows:
             lower_bounds[f"GMM {cov}, scikit-learn"] = sk.lower_bound_
             return (time.perf_counter() - t0) / sk.n_iter_
 
-        def ours(cov: str = cov, init: dict = init) -> float:
+        def ours(cov: CovarianceType = cov, init: dict = init) -> float:
             with dask.config.set(scheduler="threads"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 em = emdask.GaussianMixture(k, covariance_type=cov, max_iter=iters, tol=0, **init).fit(Xd.persist())

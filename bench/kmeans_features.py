@@ -45,7 +45,10 @@ def main(limits: tuple[float, float] | None = None) -> None:
     }, args.rounds)
     rows = list(medians.items())
     floor = machine.floor_seconds(2.0 * n * k * d, X.nbytes, gflops, gbps)
-    print(f"\n{f'case ({n:,} x {d} float32, K={k})':38s} {'s/iter':>8s} {'vs sklearn':>11s} {'vs faiss':>9s} {'vs floor':>9s}")
+    print(
+        f"\n{f'case ({n:,} x {d} float32, K={k})':38s} {'s/iter':>8s} {'vs sklearn':>11s} "
+        f"{'vs faiss':>9s} {'vs floor':>9s}"
+    )
     for name, t in rows:
         print(f"{name:38s} {t:8.3f} {t / rows[0][1]:10.2f}x {t / rows[1][1]:8.2f}x {t / floor:8.1f}x")
 

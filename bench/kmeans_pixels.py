@@ -115,7 +115,10 @@ def main(limits: tuple[float, float] | None = None) -> None:
     X = pixels.astype(np.float32)
     rng = np.random.default_rng(0)
     init = X[rng.choice(len(X), args.k, replace=False)].astype(np.float64) + 0.25
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}"
+    )
     print(f"data: {len(X):,} RGB pixels of real photos, K={args.k}, {args.iters} iterations, fixed init")
     rows: list[tuple[str, float]] = []
     rows.append(("scikit-learn KMeans(lloyd), float32", time_sklearn(X, init, args.iters)))

@@ -6,12 +6,13 @@ the arithmetic of one iteration (distances as a matrix product) or to read its d
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 
-def _best(fn, repeat: int = 5) -> float:
+def _best(fn: Callable[[], object], repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -58,7 +58,9 @@ def main(limits: tuple[float, float] | None = None) -> None:
     print(f"\nout of core: {rows:,} x {d} float32 = {gib:.1f} GiB on disk (written in {written:.0f} s), "
           f"{args.factor:g}x the workers' total limit of 2 x {args.memory_limit}")
     print(f"{'one plain read of the store':44s} {read:8.2f} s")
-    print(f"{'K-means pass (K=8), median of ' + str(km.n_iter_):44s} {per_pass:8.2f} s {per_pass / read:6.2f}x the read")
+    print(
+        f"{'K-means pass (K=8), median of ' + str(km.n_iter_):44s} {per_pass:8.2f} s {per_pass / read:6.2f}x the read"
+    )
     for pid, peak in sorted(peaks.peaks.items(), key=lambda kv: -kv[1]):
         print(f"  peak RSS {peak / 2**30:5.2f} GiB  {peaks.names.get(pid, pid)}")
 

@@ -6,10 +6,10 @@ biases their ratio by whatever the drift did in between; alternating them spread
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
-def interleaved(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+def interleaved(cases: Mapping[str, Callable[[], float]], rounds: int) -> dict[str, float]:
     """Run each case's timing function once per round, in turn; return each case's median."""
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):

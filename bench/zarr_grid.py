@@ -73,7 +73,9 @@ def main(limits: tuple[float, float] | None = None) -> None:
             "gmm alone": timed("gmm alone", gmm_alone),
             "gmm grid": timed("gmm grid", lambda: emdask.select_by_bic(X, KS, **params)[0]),
             "kmeans alone": timed("kmeans alone", lambda: emdask.KMeans(KS[-1], **kmeans).fit(X)),
-            "kmeans grid": timed("kmeans grid", lambda: emdask.fit_together([emdask.KMeans(k, **kmeans) for k in KS], X)),
+            "kmeans grid": timed(
+                "kmeans grid", lambda: emdask.fit_together([emdask.KMeans(k, **kmeans) for k in KS], X)
+            ),
         }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", emdask.ConvergenceWarning)  # tol=0: a fixed number of passes
@@ -83,7 +85,9 @@ def main(limits: tuple[float, float] | None = None) -> None:
     print(f"{f'GaussianMixture(K={KS[-1]}, diag) alone: fit + bic':54s} {t['gmm alone']:8.2f} {1.0:7.2f}x")
     print(f"{f'select_by_bic K in {KS}, one grid':54s} {t['gmm grid']:8.2f} {t['gmm grid'] / t['gmm alone']:7.2f}x")
     print(f"{f'KMeans(K={KS[-1]}) alone':54s} {t['kmeans alone']:8.2f} {1.0:7.2f}x")
-    print(f"{f'fit_together KMeans K in {KS}':54s} {t['kmeans grid']:8.2f} {t['kmeans grid'] / t['kmeans alone']:7.2f}x")
+    print(
+        f"{f'fit_together KMeans K in {KS}':54s} {t['kmeans grid']:8.2f} {t['kmeans grid'] / t['kmeans alone']:7.2f}x"
+    )
     print(f"chosen K={len(fitted['gmm grid'].weights_)}; GMM passes per fit: {fitted['gmm alone'].n_iter_} EM + first "
           f"pass + scoring; medians of {args.rounds} interleaved rounds")
 

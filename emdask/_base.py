@@ -5,17 +5,32 @@ import inspect
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Self
 
 import dask.array as da
+import numpy as np
 
 from emdask._validation import as_rows, as_weights
+from emdask.errors import InputError
 
 
-class BaseEstimator:
-    """``get_params`` / ``set_params`` / ``repr`` from the constructor's signature."""
+@dataclass(frozen=True)
+class Plan:
+    """How an estimator fits: its model, its restarts, each restart's start (``initial(restart, passes)``) and the
+    score (lowest kept) of a finished restart (``score(result, passes)``); both make their passes through ``passes``."""
+
+    model: Any
+    n_init: int
+    initial: Callable[[int, Any], Any]
+    score: Callable[[Any, Any], float]
+
+
+class BaseEstimator(ABC):
+    """``get_params`` / ``set_params`` / ``repr`` from the constructor's signature, and the fit's template."""
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -31,7 +46,9 @@ class BaseEstimator:
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; valid parameters: {', '.join(valid)}")
+                raise InputError(
+                    f"{type(self).__name__} has no parameter {name!r}; valid parameters: {', '.join(valid)}"
+                )
             setattr(self, name, value)
         return self
 
@@ -40,25 +57,57 @@ class BaseEstimator:
             p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values() if p.name != "self"
         }
         changed = [
-            f"{k}={v!r}" for k, v in self.get_params().items() if not (v is defaults.get(k) or _same(v, defaults.get(k)))
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if not (v is defaults.get(k) or _same(v, defaults.get(k)))
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
 
     cache: Any
+    random_state: Any
+    max_iter: int
+    #: What the first pass rejects besides NaN and infinity (the Bernoulli mixture: non-binary values).
+    _check_chunk: Any = None
 
+    @abstractmethod
     def _validate(self, Xd: da.Array) -> Any:
-        """Check the parameters against the data's shape before any pass; returns what ``_fit_on`` needs."""
-        raise NotImplementedError
+        """Check the parameters against the data's shape before any pass; returns what ``_plan`` needs."""
+
+    @abstractmethod
+    def _sample_size(self, checked: Any) -> int:
+        """Rows of the first pass's random sample (for initialisations)."""
+
+    @abstractmethod
+    def _plan(self, data: Any, summary: Any, checked: Any, seed: int) -> Plan:
+        """The model, the number of restarts, each restart's start and the score that picks the restart to keep."""
+
+    @abstractmethod
+    def _finish(self, result: Any, score: float, n_features: int) -> None:
+        """Set the fitted attributes from the kept restart."""
 
     def _fit_on(self, data: Any, Xd: da.Array, weights: da.Array | None, checked: Any) -> Self:
-        """Fit with every pass over the data made through ``data`` (a ``ChunkedData`` or shared passes)."""
-        raise NotImplementedError
+        """Fit with every pass over the data made through ``data`` (a ``ChunkedData`` or shared passes): the first
+        pass (checks, moments, sample), the restarts (resumable from a checkpoint), the best kept."""
+        from emdask._random import make_seed
+        from emdask.engine import fit_restarts, summarize
+
+        seed = make_seed(self.random_state)
+        summary = summarize(data, seed, self._sample_size(checked), type(self)._check_chunk)
+        plan = self._plan(data, summary, checked, seed)
+        checkpoint = self._checkpoint(Xd, weights)
+        result, score = fit_restarts(plan.model, data, plan.n_init, plan.initial, self.max_iter, plan.score, checkpoint)
+        if checkpoint is not None:
+            checkpoint.remove()
+        self._finish(result, score, Xd.shape[1])
+        return self
 
     def _fit(self, X: Any, sample_weight: Any) -> Self:
         data, Xd, w, (checked,) = _prepared([self], X, sample_weight)
         return self._fit_on(data, Xd, w, checked)
 
     _fitted_attribute: str = ""
+    #: The class of the model's parameters between iterations (what a checkpoint stores); None: an array.
+    _params_class: type | None = None
     #: Fitted arrays and scalars that ``save`` writes and ``emdask.load`` restores.
     _fitted_arrays: tuple[str, ...] = ()
     _fitted_scalars: tuple[str, ...] = ()
@@ -72,27 +121,71 @@ class BaseEstimator:
             return None
         from emdask.checkpoint import Checkpoint, fingerprint
 
-        return Checkpoint(path, fingerprint(self, X, weights))
+        return Checkpoint(path, fingerprint(self, X, weights), self._params_class)
 
     def save(self, store: Any, *, overwrite: bool = False) -> None:
-        """Write the fitted model to a Zarr store (a path, a ``.zip`` path, an fsspec URL or a Store); see ``emdask.load``.
+        """Write the fitted model to a Zarr store (a path, a ``.zip`` path, an fsspec URL or a Store).
 
         The store appears complete or not at all; an existing one is replaced only with ``overwrite=True``.
+        Its fitted arrays are Zarr arrays; its parameters, fitted scalars and history are JSON attributes.
         """
-        from emdask.store import save_model
+        from emdask import __version__
+        from emdask.store import SCHEMA_VERSION, mark_complete, to_json, write_group
 
-        save_model(self, store, overwrite=overwrite)
+        self._check_fitted()
+        params: dict[str, Any] = {}
+        array_params: dict[str, np.ndarray] = {}
+        for key, value in self.get_params().items():
+            if isinstance(value, np.ndarray) or (
+                isinstance(value, (list, tuple)) and value and not isinstance(value[0], str)
+            ):
+                array_params[key] = np.asarray(value)
+            elif isinstance(value, np.random.Generator):
+                params[key] = None  # a Generator's state is not kept; the fitted model does not depend on it
+            else:
+                params[key] = to_json(value)
+        meta = {
+            "kind": type(self).__name__,
+            "schema_version": SCHEMA_VERSION,
+            "emdask_version": __version__,
+            "params": params,
+            "fitted": {key: to_json(getattr(self, key)) for key in self._fitted_scalars},
+            "history": to_json(self.history_),
+        }
+        with write_group(store, overwrite=overwrite, meta=meta) as group:
+            for key in self._fitted_arrays:
+                group.create_array(key, data=np.ascontiguousarray(getattr(self, key)))
+            for key, value in array_params.items():
+                group.create_array(f"params/{key}", data=value)
+            mark_complete(group)
+
+    @classmethod
+    def _from_group(cls, group: Any, meta: dict[str, Any], target: Any) -> Self:
+        """The model that ``save`` wrote into ``group`` (its ``emdask`` attributes are ``meta``)."""
+        from emdask.store import read_array
+
+        params = dict(meta.get("params", {}))
+        if "params" in group:
+            for key in group["params"].array_keys():
+                params[key] = read_array(group, f"params/{key}", target)
+        model = cls(**params)
+        for key in cls._fitted_arrays:
+            setattr(model, key, read_array(group, key, target))
+        for key, value in meta.get("fitted", {}).items():
+            setattr(model, key, value)
+        model.history_ = meta.get("history", [])
+        return model
 
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attribute):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
 
     def _rows(self, X: Any) -> tuple[da.Array, bool]:
-        """``X`` for a fitted model: validated rows with as many features as in ``fit``, and whether it was in memory."""
+        """``X`` for a fitted model: validated rows with the features of ``fit``, and whether it was in memory."""
         self._check_fitted()
         Xd, in_memory = as_rows(X)
         if Xd.shape[1] != self.n_features_in_:
-            raise ValueError(
+            raise InputError(
                 f"X has {Xd.shape[1]} features, but this {type(self).__name__} was fitted with {self.n_features_in_}"
             )
         return Xd, in_memory
@@ -135,7 +228,7 @@ def fit_together(estimators: Sequence[BaseEstimator], X: Any, sample_weight: Any
     from emdask.engine import run_shared
 
     if not estimators:
-        raise ValueError("estimators must hold at least one estimator; got none")
+        raise InputError("estimators must hold at least one estimator; got none")
     data, Xd, w, checked = _prepared(estimators, X, sample_weight)
     return run_shared(data, [partial(_fit_member, e, Xd, w, c) for e, c in zip(estimators, checked)])
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: The fused K-means and full-covariance kernels are used up to this many features; above it the BLAS path wins (bench/).
+#: The fused K-means and full-covariance kernels are used up to this many features; above, BLAS wins (bench/).
 MAX_FEATURES = 16
 
 

@@ -74,7 +74,7 @@ def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
 
 
 def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest centre of each row and the exact squared distance to it (float64): :func:`nearest_blocks` for all rows."""
+    """Index of the nearest centre of each row and the exact squared distance to it (float64), for all rows."""
     labels = np.empty(len(x), dtype=np.intp)
     dist2 = np.empty(len(x), dtype=np.float64)
     for rows, block_labels, block_dist2 in nearest_blocks(x, centres):

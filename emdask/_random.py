@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emdask.errors import InputError
+
 RandomState = int | np.random.Generator | None
 
 
@@ -19,7 +21,7 @@ def make_seed(random_state: RandomState) -> int:
         return int(random_state.integers(2**63))
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
         return int(random_state)
-    raise ValueError(
+    raise InputError(
         f"random_state must be None, a non-negative int or a numpy.random.Generator; got {random_state!r}"
     )
 

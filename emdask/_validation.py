@@ -13,6 +13,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from emdask.errors import InputError, InputTypeError
+
 _TARGET_CHUNK_BYTES = 64 * 2**20
 _NUMERIC_KINDS = "buif"
 
@@ -38,22 +40,22 @@ def as_rows(X: Any, name: str = "X") -> tuple[da.Array, bool]:
         try:
             X = np.asarray(X)
         except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{name} must be a 2-D numeric array-like; got {type(X).__name__} ({exc})") from None
+            raise InputTypeError(f"{name} must be a 2-D numeric array-like; got {type(X).__name__} ({exc})") from None
     if X.ndim != 2:
         hint = " (use X.reshape(-1, 1) for a single feature)" if X.ndim == 1 else ""
-        raise ValueError(
+        raise InputError(
             f"{name} must be a 2-D array of shape (n_samples, n_features); got {describe(X)}{hint}"
         )
     if X.dtype.kind not in _NUMERIC_KINDS:
-        raise TypeError(f"{name} must have a numeric dtype (bool, int, uint or float); got {describe(X)}")
+        raise InputTypeError(f"{name} must have a numeric dtype (bool, int, uint or float); got {describe(X)}")
     if not in_memory and any(math.isnan(c) for c in X.chunks[0]):
-        raise ValueError(
+        raise InputError(
             f"{name} has unknown chunk sizes along its rows; call {name}.compute_chunk_sizes() "
             "(or dataframe.to_dask_array(lengths=True)) first"
         )
     n, d = X.shape
     if n < 1 or d < 1:
-        raise ValueError(f"{name} must have at least one sample and one feature; got {describe(X)}")
+        raise InputError(f"{name} must have at least one sample and one feature; got {describe(X)}")
     if in_memory:
         rows = max(1, _TARGET_CHUNK_BYTES // max(1, d * X.dtype.itemsize))
         X = da.from_array(X, chunks=(min(n, rows), d))
@@ -73,15 +75,17 @@ def as_weights(sample_weight: Any, X: da.Array, name: str = "sample_weight") -> 
     lazy = isinstance(sample_weight, da.Array)
     w = sample_weight if lazy else np.asarray(sample_weight)
     if w.ndim != 1 or w.shape[0] != X.shape[0]:
-        raise ValueError(f"{name} must be a 1-D array with one weight per row of X ({X.shape[0]}); got {describe(w)}")
+        raise InputError(f"{name} must be a 1-D array with one weight per row of X ({X.shape[0]}); got {describe(w)}")
     if w.dtype.kind not in _NUMERIC_KINDS:
-        raise TypeError(f"{name} must be numeric; got {describe(w)}")
+        raise InputTypeError(f"{name} must be numeric; got {describe(w)}")
     if lazy:
         return da.asarray(w).astype(np.float64).rechunk((X.chunks[0],))
     if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"{name} must be finite and non-negative; got min={np.min(w).item()!r}, max={np.max(w).item()!r}")
+        raise InputError(
+            f"{name} must be finite and non-negative; got min={np.min(w).item()!r}, max={np.max(w).item()!r}"
+        )
     if not np.any(w > 0):
-        raise ValueError(f"{name} must have at least one positive weight; got all zeros")
+        raise InputError(f"{name} must have at least one positive weight; got all zeros")
     return da.from_array(np.asarray(w, dtype=np.float64), chunks=(X.chunks[0],))
 
 
@@ -89,10 +93,10 @@ def check_int(value: Any, name: str, low: int, high: int | None = None, high_nam
     """An integer in ``[low, high]``."""
     bounds = f"in [{low}, {high_name or high}]" if high is not None else f">= {low}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int {bounds}; got {value!r} of type {type(value).__name__}")
+        raise InputTypeError(f"{name} must be an int {bounds}; got {value!r} of type {type(value).__name__}")
     number = int(value)
     if number < low or (high is not None and number > high):
-        raise ValueError(f"{name} must be an int {bounds}; got {value!r}")
+        raise InputError(f"{name} must be an int {bounds}; got {value!r}")
     return number
 
 
@@ -101,15 +105,20 @@ def check_float(value: Any, name: str, low: float = 0.0, low_open: bool = False)
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < low or (low_open and value == low):
         rel = ">" if low_open else ">="
-        raise ValueError(f"{name} must be a finite number {rel} {low}; got {value!r}")
+        raise InputError(f"{name} must be a finite number {rel} {low}; got {value!r}")
     return float(value)
 
 
 def check_choice(value: Any, name: str, choices: tuple[Any, ...]) -> Any:
     """One of a fixed set of values."""
     if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        raise InputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def block_offset(block_info: dict[Any, Any] | None) -> int:
+    """The global index of a ``map_blocks`` block's first row (0 without ``block_info``), so errors name global rows."""
+    return 0 if not block_info else int(block_info[0]["array-location"][0][0])
 
 
 def check_finite_chunk(x: np.ndarray, offset: int, name: str) -> None:
@@ -117,4 +126,6 @@ def check_finite_chunk(x: np.ndarray, offset: int, name: str) -> None:
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
         where = f"row {offset + bad[0]}" + (f", column {bad[1]}" if x.ndim == 2 else "")
-        raise ValueError(f"{name} contains NaN or infinity (first at {where}: {x[tuple(bad)].item()!r}); expected finite values")
+        raise InputError(
+            f"{name} contains NaN or infinity (first at {where}: {x[tuple(bad)].item()!r}); expected finite values"
+        )

@@ -19,6 +19,7 @@ from emdask._linalg import log_responsibilities, nearest, row_blocks
 from emdask._random import row_uniforms
 from emdask._stats import Stats
 from emdask.engine import Iteration
+from emdask.errors import InputError
 
 _EPS10 = 10 * np.finfo(np.float64).eps
 
@@ -44,7 +45,7 @@ def check_binary(x: np.ndarray, offset: int, name: str) -> None:
     bad = (x != 0) & (x != 1)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise ValueError(
+        raise InputError(
             f"{name} must be binary (0/1 or bool) for a BernoulliMixture; "
             f"got {x[r, c].item()!r} at row {offset + r}, column {c}"
         )

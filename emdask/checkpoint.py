@@ -18,15 +18,11 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from emdask.bernoulli import BernoulliParams
 from emdask.engine import Iteration, State
-from emdask.gaussian import GaussianParams
+from emdask.errors import InputError
 from emdask.store import StoreError, Target, mark_complete, read_array, read_group, to_json, write_group
 
 logger = logging.getLogger("emdask")
-
-_PARAM_TYPES: dict[str, Any] = {"GaussianParams": GaussianParams, "BernoulliParams": BernoulliParams}
-
 
 def fingerprint(estimator: Any, X: da.Array, weights: da.Array | None) -> str:
     """A hash of the estimator's class and parameters and of the input's identity."""
@@ -50,17 +46,22 @@ def _arrays(params: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
         return "none", {}, {}
     if isinstance(params, np.ndarray):
         return "ndarray", {"value": params}, {}
-    arrays = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if isinstance(getattr(params, f.name), np.ndarray)}
+    arrays = {
+        f.name: getattr(params, f.name)
+        for f in dataclasses.fields(params)
+        if isinstance(getattr(params, f.name), np.ndarray)
+    }
     scalars = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.name not in arrays}
     return type(params).__name__, arrays, scalars
 
 
 class Checkpoint:
-    """Save and load :class:`State` at ``path`` for the fit with this ``fingerprint``."""
+    """Save and load :class:`State` at ``path`` for the fit with this ``fingerprint`` (and parameter class)."""
 
-    def __init__(self, path: Target, fingerprint: str):
+    def __init__(self, path: Target, fingerprint: str, params_class: type | None = None):
         self.path = path
         self.fingerprint = fingerprint
+        self.params_class = params_class  # the estimator's parameters between iterations (None: an array)
 
     def save(self, state: State) -> None:
         kind, arrays, scalars = _arrays(state.params)
@@ -99,7 +100,9 @@ class Checkpoint:
         arrays = {n: read_array(group, f"{prefix}/{n}", self.path) for n in names}
         if meta["params_type"] == "ndarray":
             return arrays["value"]
-        return _PARAM_TYPES[meta["params_type"]](**arrays, **meta["params_scalars"])
+        if self.params_class is None or meta["params_type"] != self.params_class.__name__:
+            raise StoreError(f"checkpoint {self.path!s} holds {meta['params_type']} parameters, not this fit's")
+        return self.params_class(**arrays, **meta["params_scalars"])
 
     def load(self) -> State | None:
         """The saved state, or ``None`` when there is none; a checkpoint of another fit is an error."""
@@ -111,7 +114,7 @@ class Checkpoint:
             logger.warning("ignoring unusable checkpoint: %s", exc)
             return None
         if meta["fingerprint"] != self.fingerprint:
-            raise ValueError(
+            raise InputError(
                 f"checkpoint {self.path!s} was written by a different fit (other data or parameters); "
                 "delete it or pass another checkpoint path"
             )

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+
+from emdask.errors import InputError, one_line_errors
+from emdask.report import as_text, image_set_rows
+from emdask.runtime import dask_cluster
 
 DESCRIPTION = """\
 Compress photos to K colours with exact K-means over all their pixels, on a Dask cluster, into a
@@ -27,10 +26,14 @@ examples:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emdask", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="emdask", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{compress,decompress,info}")
 
-    c = sub.add_parser("compress", help="compress images to a Zarr image set", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c = sub.add_parser(
+        "compress", help="compress images to a Zarr image set", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     c.add_argument("sources", nargs="+", help="image files (PNG, JPEG, TIFF), directories, or Zarr stores")
     c.add_argument("-o", "--output", required=True, help="the Zarr image set to write (a path, .zip, or URL)")
     quality = c.add_mutually_exclusive_group()
@@ -71,54 +74,6 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-limit", default="auto", help="memory limit per local worker, e.g. 1.5GiB")
 
 
-@contextmanager
-def dask_cluster(scheduler: str | None, workers: int, memory_limit: str) -> Iterator[Any]:
-    """A client to ``scheduler``, or to a local cluster of ``workers`` processes (one thread each).
-
-    The client is current in this thread only, so flows run at once in one process (threads)
-    each compute on their own cluster.
-    """
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        with Client(scheduler, set_as_default=False) as client, _current(client):
-            yield client
-        return
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1; got {workers}")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc, \
-            Client(lc, set_as_default=False) as client, _current(client):
-        logging.getLogger("emdask").info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
-        yield client
-
-
-_current_users = 0
-_current_lock = threading.Lock()
-_current_saved: Any = None
-
-
-@contextmanager
-def _current(client: Any) -> Iterator[None]:
-    """``client.as_current()``, safe in threads: Dask's ``scheduler`` setting is process-wide, and
-    nested ``dask.config.set`` calls that exit out of order would leave it pointing at a closed
-    client, so the first user sets it and the last one restores it; the client itself is per thread."""
-    import dask
-
-    global _current_users, _current_saved
-    with _current_lock:
-        if _current_users == 0:
-            _current_saved = dask.config.set(scheduler="dask.distributed")
-        _current_users += 1
-    try:
-        with client.as_current():
-            yield
-    finally:
-        with _current_lock:
-            _current_users -= 1
-            if _current_users == 0:
-                _current_saved.__exit__(None, None, None)
-
-
 class ProgressBars(logging.Handler):
     """Progress bars on stderr (rich) for the passes over the data and the images encoded.
 
@@ -152,48 +107,6 @@ class ProgressBars(logging.Handler):
         self.progress.stop()
 
 
-def _source_bytes(summary: dict[str, Any]) -> int:
-    return sum(os.path.getsize(s) for s in {im.get("source") for im in summary["images"]} if s and os.path.isfile(s))
-
-
-def summary_table(summary: dict[str, Any]) -> str:
-    """The end-of-run table: images, pixels, K, iterations, PSNR, the notes' bits, bytes and ratios."""
-    acc = summary["accounting"]
-    psnrs = [im["psnr_db"] for im in summary["images"]]
-    source = _source_bytes(summary)
-    appended = summary.get("appended")
-    rows = [
-        ("images", f"{acc['n_images']:,}" + (f" ({len(summary.get('skipped', []))} skipped)" if summary.get("skipped") else "")),
-        *([("appended now", f"{len(appended):,}" + (f", PSNR min {min(_psnr_of(summary, appended)):.2f} dB" if appended else ""))]
-          if appended is not None else []),
-        ("codebook versions", f"{len(summary.get('codebooks') or [])}") if summary.get("codebook") == "shared" else ("codebooks", "one per image"),
-        ("pixels", f"{acc['n_pixels']:,}"),
-        ("K (colours)", f"{summary['k']}" + _target_note(summary)),
-        ("K-means iterations", ", ".join(map(str, summary.get("fit", {}).get("n_iter", [])))),
-        ("PSNR all pixels / worst image", f"{acc['psnr_db_overall']:.2f} / {min(psnrs):.2f} dB"),
-        ("raw bits (24 N)", f"{acc['raw_bits']:,}"),
-        ("notes' bits (24 K + N ceil(log2 K))", f"{acc['notes_bits']:,} ({100 * acc['notes_ratio']:.2f}% of raw)"),
-        ("bytes on disk (codes + codebook)", f"{acc['bytes_on_disk']:,} ({100 * acc['disk_ratio']:.2f}% of raw)"),
-    ]
-    if source:
-        rows.append(("vs the source files", f"{source:,} bytes -> {100 * acc['bytes_on_disk'] / source:.2f}%"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-def _target_note(summary: dict[str, Any]) -> str:
-    """What a PSNR target chose: the searched quantity is the PSNR over all pixels of the set."""
-    target = summary.get("psnr_target")
-    if not target:
-        return ""
-    reached = summary["accounting"]["psnr_db_overall"] >= target
-    return f" (smallest reaching {target} dB over all pixels)" if reached else f" (largest tried; {target} dB not reached)"
-
-
-def _psnr_of(summary: dict[str, Any], names: list[str]) -> list[float]:
-    return [im["psnr_db"] for im in summary["images"] if im["name"] in names]
-
-
 def _compress(args: argparse.Namespace) -> int:
     from emdask import images
     from emdask.readers import read_images
@@ -201,7 +114,7 @@ def _compress(args: argparse.Namespace) -> int:
     try:
         candidates = tuple(int(c) for c in args.candidates.split(","))
     except ValueError:
-        raise ValueError(f"--candidates must be comma-separated integers; got {args.candidates!r}") from None
+        raise InputError(f"--candidates must be comma-separated integers; got {args.candidates!r}") from None
     log = logging.getLogger("emdask")
     sources, skipped = read_images(
         args.sources, pattern=args.pattern, color=args.color, on_error="skip" if args.skip_unreadable else "raise"
@@ -209,10 +122,10 @@ def _compress(args: argparse.Namespace) -> int:
     log.info("read %d image headers (%d skipped)", len(sources), len(skipped))
     fit = {"random_state": args.seed, "max_iter": args.max_iter, "n_init": args.n_init}
     if args.refit_below is not None and not args.append:
-        raise ValueError("--refit-below goes with --append")
+        raise InputError("--refit-below goes with --append")
     append = args.append and images.is_image_set(args.output)  # checked before any cluster starts
     if append and (args.psnr is not None or args.per_image or args.overwrite):
-        raise ValueError("--append adds to an existing set with its own K and codebooks: "
+        raise InputError("--append adds to an existing set with its own K and codebooks: "
                          "--psnr, --per-image and --overwrite do not go with it")
     with dask_cluster(args.scheduler, args.workers, args.memory_limit), ProgressBars(len(sources)):
         if append:
@@ -220,10 +133,17 @@ def _compress(args: argparse.Namespace) -> int:
                                     skipped=skipped, **fit)
         else:
             summary = images.compress(
-                sources, args.output, n_colours=16 if args.colours is None else args.colours, psnr=args.psnr, candidates=candidates,
-                per_image=args.per_image, overwrite=args.overwrite, skipped=skipped, **fit,
+                sources,
+                args.output,
+                n_colours=16 if args.colours is None else args.colours,
+                psnr=args.psnr,
+                candidates=candidates,
+                per_image=args.per_image,
+                overwrite=args.overwrite,
+                skipped=skipped,
+                **fit,
             )
-    print(summary_table(summary))
+    print(as_text(image_set_rows(summary)))
     print(f"written: {args.output}")
     return 0
 
@@ -240,7 +160,7 @@ def _info(args: argparse.Namespace) -> int:
     from emdask import images
 
     summary = images.info(args.store)
-    print(summary_table(summary))
+    print(as_text(image_set_rows(summary)))
     for im in summary["images"]:
         print(f"  {im['name']}: {im['shape'][1]}x{im['shape'][0]}, PSNR {im['psnr_db']:.2f} dB, "
               f"{im['accounting']['bytes_codes']:,} bytes, from {im.get('source') or '(memory)'}")
@@ -264,16 +184,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("emdask").setLevel(logging.INFO)
     command = {"compress": _compress, "decompress": _decompress, "info": _info}[args.command]
     return one_line_errors("emdask", lambda: command(args))
-
-
-def one_line_errors(prog: str, run: Callable[[], int]) -> int:
-    """``run()``, with a bad input's error as one line ``prog: error: ...`` on stderr and exit status 1."""
-    try:
-        return run()
-    except (ValueError, TypeError, OSError) as exc:
-        message = " ".join(str(exc).split())
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

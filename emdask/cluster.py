@@ -7,13 +7,22 @@ from typing import Any, Self
 import dask.array as da
 import numpy as np
 
-from emdask._base import BaseEstimator, ConvergenceWarning, warn
+from emdask._base import BaseEstimator, ConvergenceWarning, Plan, warn
 from emdask._linalg import nearest, sq_distances
-from emdask._random import RandomState, make_seed
-from emdask._validation import as_weights, check_choice, check_finite_chunk, check_float, check_int, describe
-from emdask.engine import Cache, ChunkedData, FitResult, Passes, Summary, fit_restarts, summarize
+from emdask._random import RandomState
+from emdask._validation import (
+    as_weights,
+    block_offset,
+    check_choice,
+    check_finite_chunk,
+    check_float,
+    check_int,
+    describe,
+)
+from emdask.engine import Cache, ChunkedData, FitResult, Passes, Summary
+from emdask.errors import InputError
 from emdask.init import initial_centres, warm_up
-from emdask.kmeans import Lloyd
+from emdask.kmeans import KMeansModel
 
 logger = logging.getLogger("emdask")
 
@@ -112,12 +121,12 @@ class KMeans(BaseEstimator):
             return k, check_choice(self.init, "init", _INITS), n_init
         init = np.array(self.init, dtype=np.float64, copy=True)
         if init.shape != (k, n_features):
-            raise ValueError(
+            raise InputError(
                 f"init must be an array of shape (n_clusters, n_features) = ({k}, {n_features}) "
                 f"or one of {', '.join(map(repr, _INITS))}; got {describe(np.asarray(self.init))}"
             )
         if not np.isfinite(init).all():
-            raise ValueError("init contains NaN or infinity; expected finite centres")
+            raise InputError("init contains NaN or infinity; expected finite centres")
         if n_init != 1:
             warn(f"init is an array of centres, so n_init={n_init} runs once", RuntimeWarning)
         return k, init, 1
@@ -134,12 +143,12 @@ class KMeans(BaseEstimator):
     def _validate(self, Xd: da.Array) -> tuple[int, np.ndarray | str, int]:
         return self._check_params(*Xd.shape)
 
-    def _fit_on(self, data: Passes, Xd: da.Array, w: da.Array | None, checked: tuple[int, np.ndarray | str, int]) -> Self:
+    def _sample_size(self, checked: tuple[int, np.ndarray | str, int]) -> int:
+        return self.init_sample_size or max(20_000, 100 * checked[0])
+
+    def _plan(self, data: Passes, summary: Summary, checked: tuple[int, np.ndarray | str, int], seed: int) -> Plan:
         k, init, n_init = checked
-        seed = make_seed(self.random_state)
-        sample_size = self.init_sample_size or max(20_000, 100 * k)
-        summary = summarize(data, seed, sample_size)
-        model = Lloyd(k, self.tol * float(np.mean(summary.moments.var)))
+        model = KMeansModel(k, self.tol * float(np.mean(summary.moments.var)))
 
         def initial(restart: int, passes: Passes) -> np.ndarray:
             return init if isinstance(init, np.ndarray) else self._initial_centres(passes, summary, k, seed, restart)
@@ -150,23 +159,22 @@ class KMeans(BaseEstimator):
             logger.info("inertia %.10g after %d iterations", inertia, result.n_iter)
             return float(inertia)
 
-        checkpoint = self._checkpoint(Xd, w)
-        result, self.inertia_ = fit_restarts(model, data, n_init, initial, self.max_iter, final_inertia, checkpoint)
-        if checkpoint is not None:
-            checkpoint.remove()
+        return Plan(model, n_init, initial, final_inertia)
+
+    def _finish(self, result: FitResult, score: float, n_features: int) -> None:
         self.cluster_centers_ = result.params
+        self.inertia_ = score
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.history_ = result.history_dicts()
-        self.n_features_in_ = Xd.shape[1]
+        self.n_features_in_ = n_features
         distinct = len(np.unique(self.cluster_centers_, axis=0))
-        if distinct < k:
+        if distinct < self.n_clusters:
             warn(
-                f"only {distinct} distinct clusters found, fewer than n_clusters={k}: "
+                f"only {distinct} distinct clusters found, fewer than n_clusters={self.n_clusters}: "
                 "the data may have fewer distinct points than clusters",
                 ConvergenceWarning,
             )
-        return self
 
     def _initial_centres(self, data: Passes, summary: Summary, k: int, seed: int, restart: int) -> np.ndarray:
         method = str(self.init)
@@ -206,14 +214,14 @@ class KMeans(BaseEstimator):
 
 def _scored_chunk(x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> Any:
     check_finite_chunk(x, offset, "X")
-    return Lloyd(len(centres)).e_step(x, w, offset, centres)
+    return KMeansModel(len(centres)).e_step(x, w, offset, centres)
 
 
-def _labels_chunk(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    check_finite_chunk(x, 0, "X")
+def _labels_chunk(x: np.ndarray, centres: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    check_finite_chunk(x, block_offset(block_info), "X")
     return nearest(x, centres)[0].astype(np.int32)
 
 
-def _distances_chunk(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    check_finite_chunk(x, 0, "X")
+def _distances_chunk(x: np.ndarray, centres: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    check_finite_chunk(x, block_offset(block_info), "X")
     return np.sqrt(sq_distances(x, centres).astype(np.float64))

@@ -12,6 +12,7 @@ again.  The PSNR of any codebook is exact from the histogram too: the sum of squ
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ from emdask._random import RandomState, client_rng, make_seed
 from emdask._stats import Stats
 from emdask._validation import check_choice, check_float, check_int
 from emdask.engine import InMemoryData, run_em, tree_sum
+from emdask.errors import InputError
 from emdask.init import kmeans_plusplus
-from emdask.kmeans import Lloyd
+from emdask.kmeans import KMeansModel
 
 logger = logging.getLogger("emdask")
 
@@ -87,7 +89,7 @@ class Histogram(Stats):
         return unpack(self.colours)
 
     def sse(self, codebook: np.ndarray) -> float:
-        """Sum of squared errors (over the three channels) of every pixel coded by its nearest colour of ``codebook``."""
+        """Sum of squared errors (three channels) of every pixel coded by its nearest colour of ``codebook``."""
         codes = np.empty(len(self.colours), np.uint16)
         errors = np.empty(len(self.colours))
         rgb, book = self.rgb, np.asarray(codebook, np.float64)
@@ -102,10 +104,14 @@ class Histogram(Stats):
     def check(self, where: str) -> None:
         """A stored histogram must be increasing colours with positive counts; raises ValueError naming ``where``."""
         c, n = self.colours, self.counts
-        if c.ndim != 1 or c.shape != n.shape or (len(c) and (np.any(np.diff(c.astype(np.int64)) <= 0) or c[-1] >= N_COLOURS)):
-            raise ValueError(f"{where} is damaged: its colours are not distinct increasing 24-bit values")
+        if (
+            c.ndim != 1
+            or c.shape != n.shape
+            or (len(c) and (np.any(np.diff(c.astype(np.int64)) <= 0) or c[-1] >= N_COLOURS))
+        ):
+            raise InputError(f"{where} is damaged: its colours are not distinct increasing 24-bit values")
         if np.any(n == 0):
-            raise ValueError(f"{where} is damaged: it has colours counted zero times")
+            raise InputError(f"{where} is damaged: it has colours counted zero times")
 
 
 _NO_TABLE = np.empty(0, np.uint16)
@@ -193,8 +199,8 @@ def fit(histogram: Histogram, k: int, settings: Settings) -> Fit:
     total = weights.sum()
     mean = weights @ rgb / total
     variance = float(np.mean(weights @ (rgb - mean) ** 2 / total))
-    model = Lloyd(k, settings.tol * variance)
-    data = InMemoryData(rgb, weights, name="colour histogram")
+    model = KMeansModel(k, settings.tol * variance)
+    data = InMemoryData(rgb, weights, name="colour histogram", threads=_threads(len(rgb)))
     seed = make_seed(settings.random_state)
     best = None
     for restart in range(settings.n_init):
@@ -213,6 +219,11 @@ def fit(histogram: Histogram, k: int, settings: Settings) -> Fit:
     codebook = np.clip(np.rint(result.params), 0, 255).astype(np.uint8)
     return Fit(codebook, result.params, result.n_iter, result.converged, float(inertia),
                [h.objective for h in result.history], histogram.sse(codebook), histogram.n_pixels)
+
+
+def _threads(n_colours: int) -> int:
+    """This process's cores for a large histogram (its passes run here while the cluster waits); one for a small one."""
+    return (os.cpu_count() or 1) if n_colours >= 1 << 18 else 1
 
 
 def _initial(rgb: np.ndarray, weights: np.ndarray, k: int, init: Any, rng: np.random.Generator) -> np.ndarray:

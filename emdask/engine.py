@@ -3,20 +3,16 @@
 A fit is a loop of passes.  In each pass every chunk of rows runs the model's E-step and
 returns partial sufficient statistics (:class:`emdask._stats.Stats`); the partials are summed
 by a tree of tasks on whatever Dask scheduler is active; the model's M-step turns the sum into
-new parameters.  The engine knows nothing of any model's maths: a model is any object with
-
-- ``e_step(x, w, offset, params) -> Stats``: statistics of one chunk ``x`` (rows), its weights
-  ``w`` (or ``None``) and the global index ``offset`` of its first row;
-- ``m_step(stats, params) -> params``;
-- ``objective(stats, params) -> float`` (of the E-step that used ``params``) and
-  ``shift(old, new) -> float`` for the history;
-- ``converged(history) -> bool``.
+new parameters.  The engine knows nothing of any model's maths: a model is any :class:`Model`
+(``e_step`` on a chunk, ``m_step`` from the sum, ``objective`` and ``shift`` for the history, and
+its ``converged`` rule).
 
 Memory is bounded by the chunk size: nothing of size n_samples is ever gathered.
 
 Several fits of the same data (restarts, a grid of K, any estimators) share their passes:
 :func:`run_shared` runs each as a procedure in its own thread, and :class:`SharedPasses` answers
-the passes they wait for at the same time with one pass that reads each chunk once.
+the passes they wait for at the same time with one pass that reads each chunk once; the first
+failure cancels every pass still to come.
 """
 from __future__ import annotations
 
@@ -24,23 +20,21 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 import dask
 import dask.array as da
-import dask.base
 import numpy as np
-import psutil
-from threadpoolctl import ThreadpoolController
 
 from emdask._random import row_uniforms
 from emdask._stats import Moments, Stats, TopK
 from emdask._validation import check_finite_chunk
+from emdask.errors import InputError
+from emdask.runtime import memory_budget, one_blas_thread
 
 logger = logging.getLogger("emdask")
 
@@ -48,31 +42,7 @@ S = TypeVar("S", bound=Stats)
 P = TypeVar("P")
 Cache = bool | Literal["auto"]
 
-#: Fraction of the cluster's (or this machine's available) memory that ``cache="auto"`` may fill.
-CACHE_FRACTION = 0.5
 SPLIT_EVERY = 8
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter: Any = None
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """BLAS at one thread while any chunk task runs in this process (Dask's threads are the parallelism)."""
-    global _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limiter.restore_original_limits()
-
 
 def _run_chunk(fn: Callable[..., Stats], x: np.ndarray, w: np.ndarray | None, offset: int, args: tuple) -> Stats:
     with one_blas_thread():
@@ -91,24 +61,6 @@ def tree_sum(parts: list[Any], split_every: int = SPLIT_EVERY) -> Any:
     while len(parts) > 1:
         parts = [dask.delayed(_sum)(parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
     return parts[0]
-
-
-def active_client() -> Any:
-    """The ``distributed.Client`` that ``dask.compute`` will use now, or ``None`` for a local scheduler."""
-    from distributed import Client
-
-    client = getattr(dask.base.get_scheduler(), "__self__", None)
-    return client if isinstance(client, Client) else None
-
-
-def memory_budget() -> float:
-    """Bytes that caching may use: a fraction of the workers' memory limits, or of this machine's free memory."""
-    client = active_client()
-    if client is None:
-        return CACHE_FRACTION * psutil.virtual_memory().available
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    total = sum(w.get("memory_limit") or psutil.virtual_memory().total for w in workers)
-    return CACHE_FRACTION * total
 
 
 class ChunkedData:
@@ -156,24 +108,58 @@ class ChunkedData:
 
 
 class InMemoryData:
-    """The same pass interface over a NumPy array held by the client (for small sub-problems)."""
+    """The same pass interface over a NumPy array held by this process (sub-problems, colour histograms).
+
+    ``threads`` > 1 splits the rows into that many pieces whose chunk functions run at once in a
+    thread pool (the compiled kernels release the GIL) and adds their statistics.
+    """
 
     #: Passes over a small in-memory sub-problem are logged at DEBUG, not as progress.
     log_level = logging.DEBUG
 
-    def __init__(self, X: np.ndarray, weights: np.ndarray | None = None, name: str = "in-memory data"):
+    def __init__(
+        self, X: np.ndarray, weights: np.ndarray | None = None, name: str = "in-memory data", threads: int = 1
+    ):
         self.X, self.weights, self.shape, self.name = X, weights, X.shape, name
+        self.bounds = np.linspace(0, len(X), max(1, min(threads, len(X))) + 1).astype(int)
 
     def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
-        return fn(self.X, self.weights, 0, *args)
+        if len(self.bounds) == 2:
+            return fn(self.X, self.weights, 0, *args)
+        w = self.weights
+        pieces = [(self.X[a:b], None if w is None else w[a:b], int(a)) for a, b in zip(self.bounds, self.bounds[1:])]
+        with ThreadPoolExecutor(len(pieces), thread_name_prefix="emdask-pass") as pool:
+            parts = list(pool.map(lambda p: _run_chunk(fn, p[0], p[1], p[2], args), pieces))
+        return _sum(parts)  # type: ignore[return-value]
 
 
 class Passes(Protocol):
+    """Something to make passes over: the data (chunked or in memory), or passes shared by several fits."""
+
     shape: tuple[int, int]
     name: str
     log_level: int
 
     def map_reduce(self, fn: Callable[..., S], *args: Any) -> S: ...
+
+
+class Model(Protocol[P]):
+    """What the engine needs of a model (``P`` its parameters): the maths lives in the model, never here."""
+
+    def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, params: P) -> Any:
+        """Statistics (that add) of one chunk ``x``, its weights ``w`` and its first global row ``offset``."""
+
+    def m_step(self, stats: Any, params: P) -> P:
+        """New parameters from the summed statistics."""
+
+    def objective(self, stats: Any, params: P) -> float:
+        """What the E-step with ``params`` achieved (inertia, log-likelihood or bound), for the history."""
+
+    def shift(self, old: P, new: P) -> float:
+        """How far the M-step moved the parameters, for the history."""
+
+    def converged(self, history: Sequence[Iteration]) -> bool:
+        """The model's stopping rule, from the history so far."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +187,7 @@ class FitResult:
 
 
 def run_em(
-    model: Any,
+    model: Model[Any],
     data: Passes,
     params: Any,
     max_iter: int,
@@ -250,12 +236,18 @@ def _each_request(x: np.ndarray, w: np.ndarray | None, offset: int, requests: tu
     return Each(tuple(fn(x, w, offset, *args) for fn, args in requests))
 
 
+class Cancelled(RuntimeError):
+    """A procedure's pass was not made because another procedure sharing the passes failed."""
+
+
 class SharedPasses:
     """Passes over ``data`` requested by several procedures (one thread each): once every procedure
     still running waits for a pass, all their requests are answered by one pass, each chunk read once.
 
     Each request's statistics are summed in the same tree as on its own, so every procedure gets
-    exactly the result it would get alone.
+    exactly the result it would get alone.  The pass runs outside the lock, in the thread of the
+    last procedure to ask.  When a procedure fails (in a pass or in its own code), no further pass
+    is made: every other procedure's request raises :class:`Cancelled` at once.
     """
 
     def __init__(self, data: Passes, procedures: int):
@@ -265,38 +257,60 @@ class SharedPasses:
         self._pending: dict[int, tuple[Any, tuple]] = {}
         self._answers: dict[int, Any] = {}
         self._tickets = 0
+        self._failure: BaseException | None = None
         self.passes = 0
 
     def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
         with self._cond:
+            self._check()
             ticket, self._tickets = self._tickets, self._tickets + 1
             self._pending[ticket] = (fn, args)
-            self._answer_when_all_wait()
+            batch = self._batch()
+        if batch:
+            self._answer(batch)
+        with self._cond:
             while ticket not in self._answers:
+                self._check()
                 self._cond.wait()
-            answer = self._answers.pop(ticket)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
+            return self._answers.pop(ticket)
 
     def leave(self) -> None:
-        """A procedure finished: it asks for no more passes."""
+        """A procedure finished: it asks for no more passes (the others may now be all waiting)."""
         with self._cond:
             self._running -= 1
-            self._answer_when_all_wait()
+            batch = self._batch()
+        if batch:
+            self._answer(batch)
 
-    def _answer_when_all_wait(self) -> None:
-        if not self._pending or len(self._pending) < self._running:
-            return
+    def fail(self, exc: BaseException) -> None:
+        """A procedure failed: cancel every pass not yet made."""
+        with self._cond:
+            if self._failure is None:
+                self._failure = exc
+            self._cond.notify_all()
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise Cancelled(f"{self.name}: a fit sharing these passes failed ({self._failure!r})")
+
+    def _batch(self) -> dict[int, tuple[Any, tuple]]:
+        """The pending requests, taken, once every running procedure has one (called with the lock held)."""
+        if self._failure is not None or not self._pending or len(self._pending) < self._running:
+            return {}
         batch, self._pending = self._pending, {}
+        return batch
+
+    def _answer(self, batch: dict[int, tuple[Any, tuple]]) -> None:
         try:
             stats = self.data.map_reduce(_each_request, tuple(batch.values()))
+        except BaseException as exc:  # the pass itself failed: every waiting procedure stops
+            self.fail(exc)
+            raise
+        with self._cond:
             self._answers.update(zip(batch, stats.parts))
-        except BaseException as exc:  # every waiting procedure sees the failure of its pass
-            self._answers.update((ticket, exc) for ticket in batch)
-        self.passes += 1
-        logger.debug("%s: shared pass %d answered %d requests", self.name, self.passes, len(batch))
-        self._cond.notify_all()
+            self.passes += 1
+            logger.debug("%s: shared pass %d answered %d requests", self.name, self.passes, len(batch))
+            self._cond.notify_all()
 
 
 T = TypeVar("T")
@@ -307,6 +321,7 @@ def run_shared(data: Passes, procedures: Sequence[Callable[[Passes], T]]) -> lis
 
     A procedure is any code that makes passes through ``passes.map_reduce`` (an EM run, an
     initialisation, a scoring pass); its passes join those the others request at the same time.
+    The first failure stops every procedure at its next pass and is raised.
     """
     if len(procedures) == 1:
         return [procedures[0](data)]
@@ -315,12 +330,22 @@ def run_shared(data: Passes, procedures: Sequence[Callable[[Passes], T]]) -> lis
     def member(procedure: Callable[[Passes], T]) -> T:
         try:
             return procedure(shared)
+        except BaseException as exc:
+            shared.fail(exc)
+            raise
         finally:
             shared.leave()
 
     with ThreadPoolExecutor(len(procedures), thread_name_prefix="emdask-shared") as pool:
         # each thread runs in a copy of this context: the Dask client current here is current there
         futures = [pool.submit(contextvars.copy_context().run, member, p) for p in procedures]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failures = [f.exception() for f in futures if f.done() and f.exception() is not None]
+        first = next((e for e in failures if not isinstance(e, Cancelled)), failures[0] if failures else None)
+        if first is not None:
+            shared.fail(first)
+            wait(futures)  # the others stop at their next pass
+            raise first
         return [f.result() for f in futures]
 
 
@@ -365,7 +390,7 @@ def fit_restarts(
         params = state.params if resumed else initial(restart, data)  # type: ignore[union-attr]
         history = state.history if resumed else []  # type: ignore[union-attr]
 
-        def save(p: Any, h: list[Iteration], restart: int = restart) -> None:
+        def save(p: Any, h: list[Iteration], restart: int = restart, best: Any = best) -> None:
             checkpoint.save(State(restart, p, h, best))
 
         if checkpoint is not None and not resumed:
@@ -428,7 +453,9 @@ def summarize_chunk(
     w = np.ones(len(x)) if w is None else w
     check_finite_chunk(w, offset, "sample_weight")
     if np.any(w < 0):
-        raise ValueError(f"sample_weight must be non-negative; got {w[w < 0][0].item()!r} at row {offset + np.argmax(w < 0)}")
+        raise InputError(
+            f"sample_weight must be non-negative; got {w[w < 0][0].item()!r} at row {offset + np.argmax(w < 0)}"
+        )
     pos = w > 0
     u = row_uniforms(seed, 0, offset, len(x))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -441,5 +468,5 @@ def summarize(data: Passes, seed: int, sample_size: int, check: ChunkCheck | Non
     """The first pass: validates values (also by a model's ``check``), computes moments, draws the init sample."""
     summary = data.map_reduce(summarize_chunk, seed, sample_size, data.name, check)
     if summary.weight <= 0:
-        raise ValueError("sample_weight must have at least one positive weight; got all zeros")
+        raise InputError("sample_weight must have at least one positive weight; got all zeros")
     return summary

@@ -2,9 +2,9 @@
 
 Every check of what a user passed (arguments, arrays, files, stores) raises an :class:`InputError`
 (a ``ValueError``), or :class:`emdask.store.StoreError` for a store that cannot be read as asked;
-files that cannot be found or written raise ``OSError``.  The CLI, the flows' command lines and the
-flows' retry rule treat exactly :data:`BAD_INPUT` as the user's; anything else is emdask's bug and
-keeps its traceback.
+files that cannot be found or written raise ``OSError``.  The flows' retry rule treats exactly
+:data:`BAD_INPUT` as the user's; the command lines also report any other ``OSError`` in one line.
+Anything else is emdask's bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -22,14 +22,22 @@ class InputTypeError(InputError, TypeError):
     """Input of the wrong type (a non-numeric array, a ragged list)."""
 
 
-BAD_INPUT: tuple[type[BaseException], ...] = (InputError, StoreError, OSError)
+#: What the user can mend and a retry cannot: bad arguments or data, unreadable stores, missing or unwritable files.
+#: (Not every OSError: a lost connection to a worker is one, and is worth a retry.)
+BAD_INPUT: tuple[type[BaseException], ...] = (
+    InputError, StoreError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
+)
+
+
+_REPORTED: tuple[type[BaseException], ...] = (*BAD_INPUT, OSError)
 
 
 def one_line_errors(prog: str, run: Callable[[], int]) -> int:
-    """``run()``, with bad input reported as one line ``prog: error: ...`` on stderr and exit status 1."""
+    """``run()``, with bad input (or any other OSError) reported as one line ``prog: error: ...`` on stderr and
+    exit status 1; anything else is a bug and keeps its traceback."""
     try:
         return run()
-    except BAD_INPUT as exc:
+    except _REPORTED as exc:
         message = " ".join(str(exc).split())
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 1

@@ -27,6 +27,7 @@ from emdask._linalg import log_responsibilities, nearest, row_blocks
 from emdask._random import row_uniforms
 from emdask._stats import Stats
 from emdask.engine import Iteration
+from emdask.errors import InputError
 
 CovarianceType = Literal["full", "tied", "diag", "spherical"]
 COVARIANCE_TYPES: tuple[CovarianceType, ...] = ("full", "tied", "diag", "spherical")
@@ -87,15 +88,17 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: CovarianceType)
             try:
                 chol = linalg.cholesky(cov, lower=True)
             except linalg.LinAlgError:
-                raise ValueError(message) from None
+                raise InputError(message) from None
             out[k] = linalg.solve_triangular(chol, np.eye(d), lower=True).T
         return out if covariance_type == "full" else out[0]
     if np.any(covariances <= 0):
-        raise ValueError(message)
+        raise InputError(message)
     return 1.0 / np.sqrt(covariances)
 
 
-def covariances_from_precisions(precisions: np.ndarray, covariance_type: CovarianceType) -> tuple[np.ndarray, np.ndarray]:
+def covariances_from_precisions(
+    precisions: np.ndarray, covariance_type: CovarianceType
+) -> tuple[np.ndarray, np.ndarray]:
     """(covariances, precision Cholesky factors) from user-given precisions, as scikit-learn's ``precisions_init``."""
     if covariance_type in ("full", "tied"):
         precs = precisions if covariance_type == "full" else precisions[None]

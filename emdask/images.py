@@ -42,6 +42,7 @@ from emdask import codebooks as cb
 from emdask._validation import check_int, describe
 from emdask.codebooks import K_CANDIDATES, Histogram, psnr_from_sse
 from emdask.engine import tree_sum
+from emdask.errors import InputError
 from emdask.store import (
     StoreError,
     Target,
@@ -87,16 +88,14 @@ def bit_accounting(n_pixels: int, k: int, channels: int = 3) -> dict[str, float]
 
 def _as_sources(images: Mapping[str, Any] | Iterable[ImageSource], taken: Iterable[str] = ()) -> list[ImageSource]:
     """Checked (H, W, 3) uint8 images in tiles, with names unique and safe as Zarr keys (none of ``taken``)."""
-    items = (
-        [ImageSource(name, arr, "") for name, arr in images.items()] if isinstance(images, Mapping) else list(images)
-    )
+    items = _items(images)
     if not items:
-        raise ValueError("images must hold at least one image; got none")
+        raise InputError("images must hold at least one image; got none")
     out, seen = [], set(taken)
     for item in items:
         pixels = item.pixels if isinstance(item.pixels, da.Array) else da.from_array(np.asarray(item.pixels))
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-            raise ValueError(
+            raise InputError(
                 f"image {item.name!r} must be RGB of shape (height, width, 3) and dtype uint8; got {describe(pixels)}"
             )
         name = _NAME.sub("_", item.name).strip("._") or "image"
@@ -107,6 +106,10 @@ def _as_sources(images: Mapping[str, Any] | Iterable[ImageSource], taken: Iterab
         seen.add(name)
         out.append(replace(item, name=name, pixels=pixels.rechunk((TILE, TILE, 3))))
     return out
+
+
+def _items(images: Mapping[str, Any] | Iterable[ImageSource]) -> list[ImageSource]:
+    return [ImageSource(name, arr) for name, arr in images.items()] if isinstance(images, Mapping) else list(images)
 
 
 def _n_pixels(sources: Sequence[ImageSource]) -> int:
@@ -160,12 +163,12 @@ def fit_codebooks(
         check_int(n_colours, "n_colours", 1, min(65536, n_total), f"min(65536, number of pixels={n_total})")
     else:
         if not (isinstance(psnr, (int, float)) and psnr > 0):
-            raise ValueError(f"psnr must be a positive number of dB; got {psnr!r}")
+            raise InputError(f"psnr must be a positive number of dB; got {psnr!r}")
         candidates = tuple(k for k in candidates if isinstance(k, int) and 1 <= k <= min(65536, n_total))
         if not candidates:
-            raise ValueError(f"candidates must hold at least one K in [1, {min(65536, n_total)}]; got {candidates!r}")
+            raise InputError(f"candidates must hold at least one K in [1, {min(65536, n_total)}]; got {candidates!r}")
     if not isinstance(init, str) and psnr is not None:
-        raise ValueError("init must be 'k-means++' or 'random' with a psnr target (each K needs its own start)")
+        raise InputError("init must be 'k-means++' or 'random' with a psnr target (each K needs its own start)")
     groups = [[s] for s in sources] if per_image else [sources]
     histograms = [cb.histogram_of([s.pixels for s in group]) for group in groups]
     logger.info("counting the colours of %d images (%d pixels)", len(sources), n_total)
@@ -277,10 +280,10 @@ def _write_codebook(root: zarr.Group, path: str, codebook: np.ndarray) -> None:
 def _codes_array(root: zarr.Group, source: ImageSource, codebook: np.ndarray) -> zarr.Array:
     """The image's group with its OME-Zarr labels metadata, and its empty (H, W) codes array."""
     h, w, _ = source.pixels.shape
-    labels = root.require_group(f"images/{source.name}/labels")
-    labels.attrs["ome"] = {"version": "0.5", "labels": ["codes"]}
-    codes_group = labels.require_group("codes")
-    codes_group.attrs["ome"] = {
+    labels = root.create_group(
+        f"images/{source.name}/labels", attributes={"ome": {"version": "0.5", "labels": ["codes"]}}, overwrite=True
+    )
+    ome = {
         "version": "0.5",
         "multiscales": [
             {
@@ -293,6 +296,7 @@ def _codes_array(root: zarr.Group, source: ImageSource, codebook: np.ndarray) ->
             "colors": [{"label-value": i, "rgba": [*map(int, c), 255]} for i, c in enumerate(codebook)],
         },
     }
+    codes_group = labels.create_group("codes", attributes={"ome": ome})
     return codes_group.create_array(
         "0",
         shape=(h, w),
@@ -337,7 +341,9 @@ def _encode_into(
         sses = []
         for (i, j, _), block in np.ndenumerate(s.pixels.to_delayed()):
             region = (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
-            sse, hist = dask.delayed(_encode_block, nout=2)(block, book, tables[paths[s.name]], target, region, count)
+            # traverse=False: the arguments hold no collections to look for, and 1000s of tiles make that costly
+            encode = dask.delayed(_encode_block, nout=2, pure=True, traverse=False)
+            sse, hist = encode(block, book, tables[paths[s.name]], target, region, count)
             sses.append(sse)
             histograms.append(hist)
         image_sse.append(dask.delayed(sum)(sses))
@@ -400,7 +406,9 @@ def _commit(
     return meta
 
 
-def accounting(images: Sequence[dict[str, Any]], k: int, codebooks: Sequence[str], bytes_codebooks: int) -> dict[str, Any]:
+def accounting(
+    images: Sequence[dict[str, Any]], k: int, codebooks: Sequence[str], bytes_codebooks: int
+) -> dict[str, Any]:
     """The set's figures from its images' own: pixels, the notes' bits (one 24 K term per stored codebook),
     bytes stored (codes and codebooks), the worst image's PSNR and the PSNR over every pixel."""
     n = sum(s["shape"][0] * s["shape"][1] for s in images)
@@ -449,14 +457,14 @@ def append(
     """
     settings = cb.Settings(init, n_init, max_iter, tol, random_state).checked()
     if refit_below is not None and not (isinstance(refit_below, (int, float)) and refit_below > 0):
-        raise ValueError(f"refit_below must be a positive number of dB; got {refit_below!r}")
+        raise InputError(f"refit_below must be a positive number of dB; got {refit_below!r}")
     with update_group(store) as root:
         meta = _meta_of(root, store)
         if n_colours is not None and n_colours != meta["k"]:
-            raise ValueError(f"the image set {store!s} has K={meta['k']} colours; cannot append with K={n_colours}")
+            raise InputError(f"the image set {store!s} has K={meta['k']} colours; cannot append with K={n_colours}")
         _drop_unlisted(root, meta)
         old = [dict(root[f"images/{name}"].attrs["emdask"]) for name in meta["images"]]  # type: ignore[arg-type]
-        new = _not_yet_in(list(images.values()) if isinstance(images, Mapping) else list(images), old, store)
+        new = _not_yet_in(_items(images), old, store)
         if not new:
             logger.info("nothing to append: every image is already in %s", store)
             return {**meta, "images": old, "appended": []}
@@ -525,7 +533,7 @@ def _not_yet_in(sources: list[ImageSource], old: list[dict[str, Any]], store: Ta
             continue
         was = held[s.source]
         if (was.get("source_size"), was.get("source_mtime_ns")) != (s.size, s.mtime_ns):
-            raise ValueError(
+            raise InputError(
                 f"{s.source} is already in the image set {store!s} (as {was['name']!r}) but has changed since "
                 "(size or modification time); give the new version another name or compress the set again"
             )
@@ -535,7 +543,8 @@ def _not_yet_in(sources: list[ImageSource], old: list[dict[str, Any]], store: Ta
 def _stored_histogram(root: zarr.Group, meta: dict[str, Any], store: Target) -> Histogram:
     key = meta.get("histogram", "")
     histogram = Histogram(
-        read_array(root, f"{key}/colours", store).astype(np.uint32), read_array(root, f"{key}/counts", store).astype(np.uint64)
+        read_array(root, f"{key}/colours", store).astype(np.uint32),
+        read_array(root, f"{key}/counts", store).astype(np.uint64),
     )
     where = f"the colour histogram {key!r} of the image set {store!s}"
     try:
@@ -585,10 +594,10 @@ def decompress(store: Target, name: str | None = None) -> da.Array:
     names = meta["images"]
     if name is None:
         if len(names) != 1:
-            raise ValueError(f"the image set {store!s} holds {len(names)} images; name one of {names}")
+            raise InputError(f"the image set {store!s} holds {len(names)} images; name one of {names}")
         name = names[0]
     if name not in names:
-        raise ValueError(f"the image set {store!s} has no image {name!r}; it holds {names}")
+        raise InputError(f"the image set {store!s} has no image {name!r}; it holds {names}")
     group = root[f"images/{name}"]
     codebook = read_array(root, _codebook_key(group.attrs["emdask"], name, meta), store)  # type: ignore[arg-type]
     codes = da.from_zarr(group["labels/codes/0"])  # type: ignore[index]

@@ -10,7 +10,7 @@ from emdask._linalg import nearest, sq_distances
 from emdask._random import client_rng, row_uniforms
 from emdask._stats import Stats, TopK
 from emdask.engine import InMemoryData, Passes, Summary, run_em
-from emdask.kmeans import Lloyd
+from emdask.kmeans import KMeansModel
 
 logger = logging.getLogger("emdask")
 
@@ -99,7 +99,7 @@ def kmeans_parallel(
         new = np.asarray(st.picks.rows[taken], dtype=np.float64)
         candidates = np.vstack([candidates, new])
         logger.debug("k-means|| round %d: cost %.6g, %d new candidates", r + 1, st.cost, len(new))
-    weights = data.map_reduce(Lloyd(len(candidates)).e_step, candidates).counts
+    weights = data.map_reduce(KMeansModel(len(candidates)).e_step, candidates).counts
     keep = weights > 0
     candidates, weights = candidates[keep], weights[keep]
     if len(candidates) < n_clusters:
@@ -108,7 +108,7 @@ def kmeans_parallel(
         weights = np.concatenate([weights, np.full(len(extra), weights.min() * 1e-9)])
     centres = kmeans_plusplus(candidates, weights, n_clusters, rng)
     candidates_data = InMemoryData(candidates, weights, name="k-means|| candidates")
-    return run_em(Lloyd(n_clusters), candidates_data, centres, max_iter=300).params
+    return run_em(KMeansModel(n_clusters), candidates_data, centres, max_iter=300).params
 
 
 def initial_centres(
@@ -163,4 +163,4 @@ def warm_up(summary: Summary, centres: np.ndarray, max_iter: int = 100) -> np.nd
     rows, weights = _sample(summary)
     tol = 1e-4 * float(np.mean(summary.moments.var))
     sample = InMemoryData(rows, weights, name="warm-up sample")
-    return run_em(Lloyd(len(centres), tol), sample, centres, max_iter=max_iter).params
+    return run_em(KMeansModel(len(centres), tol), sample, centres, max_iter=max_iter).params

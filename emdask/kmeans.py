@@ -32,7 +32,7 @@ class KMeansStats(Stats):
 
 
 @dataclass(frozen=True)
-class Lloyd:
+class KMeansModel:
     """The model: Lloyd's iteration for ``n_clusters`` centres.
 
     ``tol`` is absolute, on the sum over centres of the squared shift between iterations

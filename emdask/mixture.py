@@ -6,32 +6,32 @@ outputs; each supplies its model, its initialisation and its parameters.
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Self
 
 import dask.array as da
 import numpy as np
 
-from emdask._base import BaseEstimator, ConvergenceWarning, fit_together, warn
+from emdask._base import BaseEstimator, ConvergenceWarning, Plan, fit_together, warn
 from emdask._linalg import log_responsibilities
 from emdask._random import RandomState, client_rng, make_seed
 from emdask._stats import Stats
-from emdask._validation import as_rows, check_choice, check_finite_chunk, check_float, check_int, describe
+from emdask._validation import as_rows, block_offset, check_choice, check_finite_chunk, check_float, check_int, describe
 from emdask.bernoulli import BernoulliModel, BernoulliParams, check_binary
 from emdask.engine import (
     Cache,
     ChunkCheck,
     ChunkedData,
     FitResult,
-    Summary,
     Passes,
-    fit_restarts,
+    Summary,
     run_em,
     run_shared,
-    summarize,
 )
+from emdask.errors import InputError
 from emdask.gaussian import (
     COVARIANCE_TYPES,
     CovarianceType,
@@ -40,7 +40,7 @@ from emdask.gaussian import (
     covariances_from_precisions,
 )
 from emdask.init import initial_centres
-from emdask.kmeans import Lloyd
+from emdask.kmeans import KMeansModel
 
 logger = logging.getLogger("emdask")
 
@@ -62,44 +62,48 @@ class _Mixture(BaseEstimator):
     means_: np.ndarray
     n_features_in_: int
 
+    @abstractmethod
     def _model(self, n_samples: int) -> Any:
         """The model for a fit, after checking the parameters."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _model_for(self, k: int) -> Any:
         """The model with the current parameters, unchecked (for a fitted estimator)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _given(self, k: int, d: int) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """The initial parameters the user gave (``*_init``), checked against K and the number of features."""
 
+    @abstractmethod
     def _initial_params(
         self, data: Passes, summary: Summary, model: Any, given: dict[str, np.ndarray], seed: int, restart: int
     ) -> Any:
-        raise NotImplementedError
+        """A restart's starting parameters, its passes (if any) made through ``data``."""
 
+    @abstractmethod
     def _params(self) -> Any:
-        raise NotImplementedError
+        """The fitted parameters as the model's parameter object (a warm start starts from them)."""
 
+    @abstractmethod
     def _set_params(self, params: Any) -> None:
-        raise NotImplementedError
+        """Set the fitted attributes from the model's parameter object."""
 
     @staticmethod
     def _init_arrays(specs: tuple[tuple[str, Any, tuple[int, ...]], ...], hint: str = "") -> dict[str, np.ndarray]:
-        """The given initial parameters (name, value, expected shape), copied and checked; ``weights_init`` sums to 1."""
+        """The given initial parameters (name, value, shape), copied and checked; ``weights_init`` sums to 1."""
         given: dict[str, np.ndarray] = {}
         for name, value, shape in specs:
             if value is None:
                 continue
             arr = np.array(value, dtype=np.float64, copy=True)
             if arr.shape != shape:
-                raise ValueError(f"{name} must have shape {shape}{hint}; got {describe(np.asarray(value))}")
+                raise InputError(f"{name} must have shape {shape}{hint}; got {describe(np.asarray(value))}")
             if not np.isfinite(arr).all():
-                raise ValueError(f"{name} contains NaN or infinity")
+                raise InputError(f"{name} contains NaN or infinity")
             given[name] = arr
         w = given.get("weights_init")
         if w is not None and (np.any(w < 0) or not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6)):
-            raise ValueError(f"weights_init must be non-negative and sum to 1; got sum {w.sum()!r}")
+            raise InputError(f"weights_init must be non-negative and sum to 1; got sum {w.sum()!r}")
         return given
 
     def _check_common(self, n_samples: int) -> int:
@@ -117,31 +121,24 @@ class _Mixture(BaseEstimator):
     def _validate(self, Xd: da.Array) -> tuple[Any, dict[str, np.ndarray]]:
         n, d = Xd.shape
         if n < 2:
-            raise ValueError(f"X must have at least 2 samples to fit a {type(self).__name__}; got {describe(Xd)}")
+            raise InputError(f"X must have at least 2 samples to fit a {type(self).__name__}; got {describe(Xd)}")
         model = self._model(n)
         return model, self._given(model.n_components, d)
 
-    def _fit_on(
-        self, data: Passes, Xd: da.Array, w: da.Array | None, checked: tuple[Any, dict[str, np.ndarray]]
-    ) -> Self:
+    def _sample_size(self, checked: tuple[Any, dict[str, np.ndarray]]) -> int:
+        return max(20_000, 100 * checked[0].n_components)
+
+    def _plan(self, data: Passes, summary: Summary, checked: tuple[Any, dict[str, np.ndarray]], seed: int) -> Plan:
         model, given = checked
-        d = Xd.shape[1]
-        seed = make_seed(self.random_state)
-        summary = summarize(data, seed, max(20_000, 100 * model.n_components), type(self)._check_chunk)
+        d = summary.moments.mean.shape[0]
         warm = self.warm_start and hasattr(self, "means_") and self.means_.shape == (model.n_components, d)
 
         def initial(restart: int, passes: Passes) -> Any:
             return self._params() if warm else self._initial_params(passes, summary, model, given, seed, restart)
 
-        checkpoint = self._checkpoint(Xd, w)
-        best, _ = fit_restarts(model, data, 1 if warm else self.n_init, initial, self.max_iter, _minus_lower_bound,
-                               checkpoint)
-        if checkpoint is not None:
-            checkpoint.remove()
-        self._finish(best, d)
-        return self
+        return Plan(model, 1 if warm else self.n_init, initial, _minus_lower_bound)
 
-    def _finish(self, best: FitResult, n_features: int) -> None:
+    def _finish(self, best: FitResult, score: float, n_features: int) -> None:
         """Set the fitted attributes from the kept restart; warn when it did not converge."""
         self._set_params(best.params)
         self.converged_ = best.converged
@@ -298,7 +295,9 @@ class GaussianMixture(_Mixture):
                 np.all(np.linalg.eigvalsh(m) > 0) and np.allclose(m, m.T) for m in (p if p.ndim == 3 else [p])
             )
             if not ok:
-                raise ValueError("precisions_init must be symmetric positive definite (positive for diag and spherical)")
+                raise InputError(
+                    "precisions_init must be symmetric positive definite (positive for diag and spherical)"
+                )
         return given
 
     def _initial_params(
@@ -321,7 +320,7 @@ class GaussianMixture(_Mixture):
             method = {"kmeans": "k-means||", "k-means++": "k-means++", "random_from_data": "random"}[self.init_params]
             centres = initial_centres(data, summary, k, method, seed, restart)
             if self.init_params == "kmeans":
-                lloyd = Lloyd(k, 1e-4 * float(np.mean(summary.moments.var)))
+                lloyd = KMeansModel(k, 1e-4 * float(np.mean(summary.moments.var)))
                 centres = run_em(lloyd, data, centres, max_iter=300).params
             stats = data.map_reduce(model.hard_stats, centres)
         est = model.parameters(stats, centres)
@@ -333,6 +332,7 @@ class GaussianMixture(_Mixture):
         return GaussianParams(weights, means, covs, pcs, model.covariance_type)
 
     _fitted_arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
+    _params_class = GaussianParams
 
     def _draw(self, rng: np.random.Generator, k: int, count: int) -> np.ndarray:
         if self.covariance_type in ("full", "tied"):
@@ -341,7 +341,9 @@ class GaussianMixture(_Mixture):
         return self.means_[k] + rng.standard_normal((count, self.n_features_in_)) * np.sqrt(self.covariances_[k])
 
     def _params(self) -> GaussianParams:
-        return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_, self.covariance_type)
+        return GaussianParams(
+            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_, self.covariance_type
+        )
 
     def _set_params(self, params: GaussianParams) -> None:
         self.weights_ = params.weights
@@ -382,6 +384,7 @@ class BernoulliMixture(_Mixture):
 
     _check_chunk = staticmethod(check_binary)
     _fitted_arrays = ("weights_", "means_")
+    _params_class = BernoulliParams
 
     def __init__(
         self,
@@ -424,7 +427,7 @@ class BernoulliMixture(_Mixture):
     def _given(self, k: int, d: int) -> dict[str, np.ndarray]:
         given = self._init_arrays((("weights_init", self.weights_init, (k,)), ("means_init", self.means_init, (k, d))))
         if "means_init" in given and not np.all((given["means_init"] > 0) & (given["means_init"] < 1)):
-            raise ValueError("means_init must hold probabilities strictly between 0 and 1")
+            raise InputError("means_init must hold probabilities strictly between 0 and 1")
         return given
 
     def _initial_params(
@@ -457,8 +460,10 @@ class BernoulliMixture(_Mixture):
         self.means_ = params.means
 
 
-def _chunk_output(x: np.ndarray, model: Any, params: Any, kind: str) -> np.ndarray:
-    check_finite_chunk(x, 0, "X")
+def _chunk_output(
+    x: np.ndarray, model: Any, params: Any, kind: str, block_info: dict[Any, Any] | None = None
+) -> np.ndarray:
+    check_finite_chunk(x, block_offset(block_info), "X")
     logp = model.log_prob(x, params)
     if kind == "labels":
         return logp.argmax(axis=1).astype(np.int32)
@@ -484,7 +489,7 @@ def select_by_bic(
     """
     ks = list(n_components)
     if not ks:
-        raise ValueError("n_components must list at least one candidate; got none")
+        raise InputError("n_components must list at least one candidate; got none")
     models = [estimator(n_components=k, **params) for k in ks]
     fit_together(models, X, sample_weight)
     bics = bic_of(models, X)

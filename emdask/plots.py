@@ -34,11 +34,15 @@ def contact_sheet(store: Target, path: str | os.PathLike[str], max_images: int =
     for ax_row, entry in zip(axes, rows):
         compressed = _thumb(images.decompress(store, entry["name"]))
         try:
-            original = _thumb(read_images([entry["source"]], color="convert")[0][0].pixels) if entry.get("source") else None
+            original = (
+                _thumb(read_images([entry["source"]], color="convert")[0][0].pixels) if entry.get("source") else None
+            )
         except Exception:  # the source moved or is gone: show the compressed image alone
             original = None
         ax_row[0].imshow(original if original is not None else np.zeros_like(compressed))
-        ax_row[0].set_title(f"{entry['name']} (original)" if original is not None else f"{entry['name']}: source not found", fontsize=8)
+        ax_row[0].set_title(
+            f"{entry['name']} (original)" if original is not None else f"{entry['name']}: source not found", fontsize=8
+        )
         ax_row[1].imshow(compressed)
         ax_row[1].set_title(f"K={entry['k']}, PSNR {entry['psnr_db']:.1f} dB", fontsize=8)
         for ax in ax_row:
@@ -61,7 +65,9 @@ def convergence_plot(store: Target, path: str | os.PathLike[str]) -> Path:
     histories = meta.get("fit", {}).get("history", [])
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, history in enumerate(histories):
-        ax.plot(range(1, len(history) + 1), history, marker=".", label=f"codebook {i + 1}" if len(histories) > 1 else None)
+        ax.plot(
+            range(1, len(history) + 1), history, marker=".", label=f"codebook {i + 1}" if len(histories) > 1 else None
+        )
     ax.set_xlabel("pass (Lloyd iteration)")
     ax.set_ylabel("inertia (sum of squared colour errors)")
     ax.set_yscale("log")

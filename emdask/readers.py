@@ -7,8 +7,8 @@
 
 Only headers are read up front (Pillow for PNG/JPEG, tifffile for TIFF).  Colours are handled
 explicitly: ``color="strict"`` (default) accepts only 8-bit RGB and names any other file;
-``color="convert"`` turns grayscale into RGB (the gray value in all three channels), drops an
-alpha channel and expands palettes.  Images that are not 8 bits per channel are an error either
+``color="convert"`` turns grayscale (with or without alpha) into RGB (the gray value in all three
+channels), drops an alpha channel and expands palettes.  Images that are not 8 bits per channel are an error either
 way.  A file that cannot be decoded is an error naming it when its task runs, or, with
 ``on_error="skip"``, is decoded once up front and left out (and listed as skipped).
 """
@@ -25,6 +25,7 @@ from typing import Literal
 import dask.array as da
 import numpy as np
 
+from emdask.errors import InputError
 from emdask.images import TILE, ImageSource
 from emdask.tables import read_zarr
 
@@ -34,7 +35,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 Color = Literal["strict", "convert"]
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError):
     """An image source that cannot be used; the message names the file and why."""
 
 
@@ -85,9 +86,11 @@ def read_whole(path: str) -> np.ndarray:
 
 
 def _to_rgb(region: np.ndarray) -> np.ndarray:
-    """Grayscale to three equal channels; alpha dropped."""
+    """Grayscale (with or without alpha) to three equal channels; alpha dropped."""
     if region.ndim == 2:
-        return np.repeat(region[..., None], 3, axis=2)
+        region = region[..., None]
+    if region.shape[2] <= 2:  # gray, or gray and alpha
+        return np.repeat(region[..., :1], 3, axis=2)
     return region[..., :3]
 
 
@@ -97,7 +100,9 @@ def probe(path: str, color: Color = "strict") -> _LazyFile:
         raise ImageReadError(f"image file not found: {path}")
     suffix = Path(path).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
-        raise ImageReadError(f"unknown image type {suffix or '(none)'!r} for {path}; expected one of {', '.join(IMAGE_SUFFIXES)}")
+        raise ImageReadError(
+            f"unknown image type {suffix or '(none)'!r} for {path}; expected one of {', '.join(IMAGE_SUFFIXES)}"
+        )
     try:
         if suffix in (".tif", ".tiff"):
             import tifffile
@@ -126,8 +131,6 @@ def probe(path: str, color: Color = "strict") -> _LazyFile:
         raise ImageReadError(
             f"image {path} is {what}, not RGB; pass color='convert' (CLI: --color convert) to convert it to RGB"
         )
-    if channels == 2:
-        raise ImageReadError(f"image {path} is grayscale with alpha, which is not supported")
     return _LazyFile(path, (height, width, 3), channels, tiled)
 
 
@@ -138,7 +141,7 @@ def _lazy(file: _LazyFile) -> da.Array:
 
 
 def list_files(sources: Iterable[str | os.PathLike[str]], pattern: str = "**/*") -> list[str]:
-    """Expand directories (recursively, ``pattern``) and keep files; a missing path or an empty directory is an error."""
+    """Expand directories (recursively, ``pattern``) and keep files; a missing path or empty directory is an error."""
     files: list[str] = []
     for source in sources:
         path = str(source)
@@ -166,7 +169,9 @@ def _zarr_sources(path: str) -> list[ImageSource]:
     node = zarr.open(path, mode="r")
     if isinstance(node, zarr.Group) and isinstance(node.attrs.get("emdask"), dict):
         meta = images.info(path)
-        return [ImageSource(m["name"], images.decompress(path, m["name"]), m.get("source") or path) for m in meta["images"]]
+        return [
+            ImageSource(m["name"], images.decompress(path, m["name"]), m.get("source") or path) for m in meta["images"]
+        ]
     if not isinstance(node, zarr.Array) or node.ndim != 3 or node.shape[2] not in (3, 4) or node.dtype != np.uint8:
         raise ImageReadError(f"Zarr store {path} is neither an emdask image set nor a (height, width, 3) uint8 array")
     arr = read_zarr(path)[..., :3]

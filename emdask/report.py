@@ -43,7 +43,9 @@ def _target_note(summary: dict[str, Any]) -> str:
     if not target:
         return ""
     reached = summary["accounting"]["psnr_db_overall"] >= target
-    return f" (smallest reaching {target} dB over all pixels)" if reached else f" (largest tried; {target} dB not reached)"
+    return (
+        f" (smallest reaching {target} dB over all pixels)" if reached else f" (largest tried; {target} dB not reached)"
+    )
 
 
 def _source_bytes(summary: dict[str, Any]) -> int:
@@ -56,7 +58,9 @@ def mixture_rows(result: dict[str, Any]) -> Rows:
                   ("columns", ", ".join(result["columns"]))]
     for r in result["table"]:
         value = f"BIC {r['bic']:.6g}" if "bic" in r else f"inertia {r['inertia']:.6g}"
-        rows.append((f"K={r['k']}", f"{value}, {r['n_iter']} iterations" + ("" if r["converged"] else ", not converged")))
+        rows.append(
+            (f"K={r['k']}", f"{value}, {r['n_iter']} iterations" + ("" if r["converged"] else ", not converged"))
+        )
     if result.get("labels"):
         rows.append(("labels", str(result["labels"])))
     rows.append(("written", str(result["output"])))

@@ -20,6 +20,8 @@ import dask.base
 import psutil
 from threadpoolctl import ThreadpoolController
 
+from emdask.errors import InputError
+
 #: Fraction of the cluster's (or this machine's available) memory that caching may fill.
 CACHE_FRACTION = 0.5
 
@@ -77,9 +79,12 @@ def dask_cluster(scheduler: str | None, workers: int = 2, memory_limit: str = "a
             yield client
         return
     if workers < 1:
-        raise ValueError(f"workers must be at least 1; got {workers}")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc, \
-            Client(lc, set_as_default=False) as client, _current(client):
+        raise InputError(f"workers must be at least 1; got {workers}")
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc,
+        Client(lc, set_as_default=False) as client,
+        _current(client),
+    ):
         logging.getLogger("emdask").info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
         yield client
 

@@ -13,6 +13,7 @@ import dask.dataframe as dd
 import numpy as np
 from pandas.api.types import is_numeric_dtype
 
+from emdask.errors import InputError, InputTypeError
 from emdask.store import StoreError
 
 
@@ -27,7 +28,10 @@ class _NamedChunks:
         try:
             return np.asarray(self.array[key])
         except Exception as exc:
-            where = ", ".join(f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k) for k in (key if isinstance(key, tuple) else (key,)))
+            where = ", ".join(
+                f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k)
+                for k in (key if isinstance(key, tuple) else (key,))
+            )
             raise StoreError(
                 f"{self.source!r}: the chunk at [{where}] could not be read ({type(exc).__name__}: {exc}); "
                 "the store is corrupt or truncated"
@@ -42,7 +46,9 @@ def read_zarr(path: str, component: str | None = None) -> da.Array:
         node = zarr.open_array(path, mode="r", path=component or "")
     except Exception as exc:
         raise StoreError(f"{path!r} is not a Zarr array emdask can open ({type(exc).__name__}: {exc})") from None
-    return da.from_array(_NamedChunks(node, path), chunks=node.chunks, name=f"read-zarr-{path}-{component}", asarray=False)
+    return da.from_array(
+        _NamedChunks(node, path), chunks=node.chunks, name=f"read-zarr-{path}-{component}", asarray=False
+    )
 
 
 TABLE_TYPES = ".csv, .parquet (or a folder of Parquet files), .zarr or .npy"
@@ -61,33 +67,41 @@ def read_table(source: str, columns: list[str] | None = None) -> tuple[da.Array,
         try:
             array = np.load(path, mmap_mode="r")
         except ValueError as exc:  # object arrays cannot be memory-mapped (nor loaded without pickle)
-            raise TypeError(f"{source!r} cannot be read as a numeric array ({exc}); expected a 2-D numeric .npy") from None
+            raise InputTypeError(
+                f"{source!r} cannot be read as a numeric array ({exc}); expected a 2-D numeric .npy"
+            ) from None
         X = da.from_array(array, chunks=("auto",) + (-1,) * (array.ndim - 1))
     elif path.endswith(".zarr"):
         X = read_zarr(path)
     elif path.endswith((".csv", ".parquet", ".pq")) or Path(path).is_dir():
-        frame = dd.read_parquet(source) if not path.endswith(".csv") else dd.read_csv(source)
-        names = list(columns) if columns else [c for c in frame.columns if is_numeric_dtype(frame[c].dtype)]
-        missing = [c for c in names if c not in frame.columns]
-        if missing:
-            raise ValueError(f"columns {missing} are not in {source!r}; it has {list(frame.columns)}")
-        lengths = tuple(int(n) for n in frame.map_partitions(len).compute())
+        try:  # a file that is not text in UTF-8, or not CSV / Parquet, fails in the reader with a ValueError
+            frame = dd.read_parquet(source) if not path.endswith(".csv") else dd.read_csv(source)
+            names = list(columns) if columns else [c for c in frame.columns if is_numeric_dtype(frame[c].dtype)]
+            missing = [c for c in names if c not in frame.columns]
+            if missing:
+                raise InputError(f"columns {missing} are not in {source!r}; it has {list(frame.columns)}")
+            lengths = tuple(int(n) for n in frame.map_partitions(len).compute())
+        except InputError:
+            raise
+        except ValueError as exc:
+            kind = "CSV (UTF-8 text)" if path.endswith(".csv") else "Parquet"
+            raise InputError(f"{source!r} cannot be read as {kind}: {type(exc).__name__}: {exc}") from None
         if sum(lengths) == 0:
-            raise ValueError(f"{source!r} has no rows; expected at least one")
+            raise InputError(f"{source!r} has no rows; expected at least one")
         bad = {c: str(frame[c].dtype) for c in names if not is_numeric_dtype(frame[c].dtype)}
         if bad or not names:
-            raise TypeError(
+            raise InputTypeError(
                 f"{source!r}: expected numeric columns; "
                 + (f"column(s) {bad} are not numbers" if bad else f"it has none among {list(frame.columns)}")
             )
         X = frame[names].to_dask_array(lengths=lengths).astype(np.float64)
     else:
-        raise ValueError(f"{source!r} is not a table emdask reads; expected {TABLE_TYPES}")
+        raise InputError(f"{source!r} is not a table emdask reads; expected {TABLE_TYPES}")
     if path.endswith((".npy", ".zarr")):
         if columns:
-            raise ValueError(f"columns can only be chosen in CSV or Parquet tables; {source!r} is an array")
+            raise InputError(f"columns can only be chosen in CSV or Parquet tables; {source!r} is an array")
         if X.ndim != 2:
-            raise ValueError(f"{source!r} holds a {X.ndim}-D array of shape {X.shape}; expected 2-D (rows, features)")
+            raise InputError(f"{source!r} holds a {X.ndim}-D array of shape {X.shape}; expected 2-D (rows, features)")
         names = [f"x{i}" for i in range(X.shape[1])]
     return X, names
 

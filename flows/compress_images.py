@@ -25,10 +25,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
 from emdask import images
-from emdask.cli import dask_cluster, one_line_errors, summary_table
+from emdask.errors import one_line_errors
 from emdask.readers import read_images
-from flows import retry_unless_bad_input
+from emdask.report import as_markdown, as_text, image_set_rows
+from emdask.runtime import dask_cluster
 from emdask.store import StoreError, check_writable
+from flows import retry_unless_bad_input
 
 
 def on_cluster() -> AbstractContextManager[Any]:
@@ -62,14 +64,18 @@ def fit_codebook(
     """One read of the images counts their colours; exact K-means then runs in memory on the histogram."""
     sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
     with on_cluster():
-        fit = images.fit_codebooks(sources, n_colours=k, psnr=psnr, per_image=per_image, random_state=seed, max_iter=max_iter)
+        fit = images.fit_codebooks(
+            sources, n_colours=k, psnr=psnr, per_image=per_image, random_state=seed, max_iter=max_iter
+        )
     get_run_logger().info("K=%d after %s K-means iterations on %d distinct colours", fit.k,
                           ", ".join(str(f.n_iter) for f in fit.fits), len(fit.histogram.colours))
     return fit
 
 
 @task(name="encode and write")
-def encode(paths: list[str], color: str, fit: images.CodebookFit, output: str, overwrite: bool, skipped: list[str]) -> dict[str, Any]:
+def encode(
+    paths: list[str], color: str, fit: images.CodebookFit, output: str, overwrite: bool, skipped: list[str]
+) -> dict[str, Any]:
     """The second read: every image to codes, written atomically as one Zarr image set."""
     sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
     with on_cluster():
@@ -99,9 +105,7 @@ def report(summary: dict[str, Any], output: str) -> str:
     where.mkdir(parents=True, exist_ok=True)
     sheet = contact_sheet(output, where / "contact_sheet.png")
     curve = convergence_plot(output, where / "convergence.png")
-    table = summary_table(summary)
-    rows = "\n".join(f"| {line[:36].strip()} | {line[36:].strip()} |" for line in table.splitlines())
-    markdown = f"# Image set `{output}`\n\n| | |\n|---|---|\n{rows}\n"
+    markdown = as_markdown(image_set_rows(summary), f"Image set `{output}`")
     (where / "report.md").write_text(markdown)
     create_markdown_artifact(markdown, key="image-set-report", description=f"compression of {output}")
     create_image_artifact(sheet.resolve().as_uri(), key="contact-sheet", description="originals and compressed")
@@ -123,7 +127,9 @@ def finished_set(output: str, paths: list[str], k: int, psnr: float | None, per_
             "k" if psnr is None else "psnr_target": done["k"] if psnr is None else done["psnr_target"]}
     if held != wanted:
         differ = ", ".join(f"{key}={held[key]!r} (asked {wanted[key]!r})" for key in wanted if held[key] != wanted[key])
-        raise FileExistsError(f"{output!r} already holds another image set ({differ}); pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"{output!r} already holds another image set ({differ}); pass overwrite=True to replace it"
+        )
     return done
 
 
@@ -188,11 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--append", action="store_true", help="add the sources not yet in the set OUTPUT")
     parser.add_argument("--refit-below", type=float, metavar="DB", help="with --append: refit below this PSNR")
-    parser.add_argument("--task-runner", choices=["threads", "dask"], default="threads",
-                        help="dask: run the tasks on the --scheduler cluster through prefect_dask (needs a Prefect server "
-                             "that the workers reach, PREFECT_API_URL)")
+    parser.add_argument(
+        "--task-runner",
+        choices=["threads", "dask"],
+        default="threads",
+        help="dask: run the tasks on the --scheduler cluster through prefect_dask (needs a Prefect server "
+        "that the workers reach, PREFECT_API_URL)",
+    )
     args = parser.parse_args(argv)
-    logging.getLogger("emdask").setLevel(logging.INFO)  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
+    logging.getLogger("emdask").setLevel(
+        logging.INFO
+    )  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
     flow_to_run = compress_images
     if args.task_runner == "dask":
         if not args.scheduler:
@@ -208,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed, color=args.color, skip_unreadable=args.skip_unreadable, overwrite=args.overwrite,
             append=args.append, refit_below=args.refit_below,
         )
-        print(summary_table(summary))
+        print(as_text(image_set_rows(summary)))
         print(f"written: {args.output} (report in {args.output.rstrip('/')}.report/)")
         return 0
 

@@ -2,9 +2,10 @@
 
 Tasks: load table -> fit (or choose K by BIC) -> save model -> write labels -> report.  The table
 is CSV or Parquet files read by ``dask.dataframe`` (choose ``columns``; ``standardize`` scales
-each column to mean 0 and variance 1, and the scaling is stored with the model), or a Zarr or
-NPY array.  The model is saved to Zarr (``emdask.load`` reads it); per-row labels and, for the
-mixtures, probabilities can be written to Zarr or Parquet.
+each column to mean 0 and variance 1; the scaling is not stored with the model yet, so a loaded
+model predicts from rows scaled the same way), or a Zarr or NPY array.  The model is saved to
+Zarr (``emdask.load`` reads it); per-row labels and, for the mixtures, probabilities can be
+written to Zarr or Parquet.
 
     python -m flows.fit_mixture data/old_faithful.csv -o out/faithful.zarr --model gmm --k 1 2 3 4
 """
@@ -15,7 +16,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 import dask.array as da
 import dask.dataframe as dd
@@ -24,14 +25,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 import emdask
-from emdask._validation import check_int
-from emdask.cli import dask_cluster, one_line_errors
-from emdask.mixture import bic_of
-from flows import retry_unless_bad_input
+from emdask import kinds
+from emdask.errors import InputError, one_line_errors
+from emdask.report import as_markdown, as_text, mixture_rows
+from emdask.runtime import dask_cluster
 from emdask.store import StoreError, check_writable
 from emdask.tables import read_table, standardized
-
-Model = Literal["kmeans", "gmm", "bernoulli"]
+from flows import retry_unless_bad_input
 
 
 @contextmanager
@@ -39,23 +39,15 @@ def naming(source: str) -> Iterator[None]:
     """Bad-input errors raised inside say which table they are about."""
     try:
         yield
-    except (ValueError, TypeError) as exc:
+    except (InputError, StoreError) as exc:  # emdask's own: one message argument, so the type is kept
         if source in str(exc):
             raise
         raise type(exc)(f"{source!r}: {exc}") from exc
 
 
-def _estimator(model: Model, k: int, seed: int, max_iter: int, checkpoint: str | None, covariance_type: str) -> Any:
-    if model == "kmeans":
-        return emdask.KMeans(k, random_state=seed, max_iter=max_iter, checkpoint=checkpoint)
-    if model == "gmm":
-        return emdask.GaussianMixture(k, covariance_type=covariance_type, random_state=seed, max_iter=max_iter, checkpoint=checkpoint)  # type: ignore[arg-type]
-    return emdask.BernoulliMixture(k, random_state=seed, max_iter=max_iter, checkpoint=checkpoint)
-
-
 @task(name="fit", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def fit(
-    source: str, columns: list[str] | None, standardize: bool, model: Model, ks: list[int], covariance_type: str,
+    source: str, columns: list[str] | None, standardize: bool, model: str, ks: list[int], covariance_type: str,
     seed: int, max_iter: int, output: str, overwrite: bool,
 ) -> dict[str, Any]:
     """Fit each candidate K (checkpointed per iteration), keep the lowest BIC (or inertia for one K), save it."""
@@ -66,33 +58,40 @@ def fit(
 
 
 def _fit_and_save(
-    X: da.Array, names: list[str], scaling: dict[str, list[float]], model: Model, ks: list[int], covariance_type: str,
+    X: da.Array, names: list[str], scaling: dict[str, list[float]], model: str, ks: list[int], covariance_type: str,
     seed: int, max_iter: int, output: str, overwrite: bool,
 ) -> dict[str, Any]:
     # every K in one set of passes (each chunk read once per pass for all), each with its own checkpoint
-    fitted: list[Any] = emdask.fit_together(
-        [_estimator(model, k, seed, max_iter, f"{output.rstrip('/')}.checkpoint.k{k}", covariance_type) for k in ks], X
-    )
-    values = [est.inertia_ for est in fitted] if model == "kmeans" else bic_of(fitted, X)
+    kind = kinds.named(model)
+    fitted: list[Any] = emdask.fit_together([
+        kind.make(k, random_state=seed, max_iter=max_iter, checkpoint=f"{output.rstrip('/')}.checkpoint.k{k}",
+                  covariance_type=covariance_type)
+        for k in ks
+    ], X)
+    values = emdask.bic_of(fitted, X) if kind.likelihood else [est.inertia_ for est in fitted]
     table = []
     for k, est, value in zip(ks, fitted, values):
         row: dict[str, Any] = {"k": k, "n_iter": est.n_iter_, "converged": bool(est.converged_)}
-        row.update({"inertia": value} if model == "kmeans" else {"bic": value, "lower_bound": est.lower_bound_})
+        row.update({"bic": value, "lower_bound": est.lower_bound_} if kind.likelihood else {"inertia": value})
         table.append(row)
         get_run_logger().info("K=%d: %s", k, row)
     best = fitted[int(np.argmin(values))]
     best.save(output, overwrite=overwrite)
-    return {"table": table, "k": best.n_components if model != "kmeans" else best.n_clusters,
+    return {"table": table, "k": kind.k_of(best),
             "columns": names, "scaling": scaling, "n_rows": int(X.shape[0])}
 
 
 @task(name="write labels")
 def write_labels(
-    source: str, columns: list[str] | None, scaling: dict[str, list[float]], output: str, labels_output: str, overwrite: bool
+    source: str, columns: list[str] | None, scaling: dict[str, list[float]] | None, output: str, labels_output: str,
+    overwrite: bool,
 ) -> str:
-    """Per-row labels (and probabilities for mixtures) to Zarr or Parquet, chunk by chunk."""
+    """Per-row labels (and probabilities for mixtures) to Zarr or Parquet, chunk by chunk.
+
+    ``scaling``: the standardisation the model was fitted with, ``{}`` for none, ``None`` to measure it again.
+    """
     X, _ = read_table(source, columns)
-    if scaling:
+    if scaling is None or scaling:
         X, _ = standardized(X, scaling)
     est = emdask.load(output)
     labels = est.predict(X)
@@ -110,7 +109,7 @@ def write_labels(
     return labels_output
 
 
-def finished_model(output: str, model: Model, ks: list[int], covariance_type: str) -> bool:
+def finished_model(output: str, model: str, ks: list[int], covariance_type: str) -> bool:
     """Whether ``output`` holds a complete model of this kind, with one of these K (a re-run keeps it); False
     if nothing is there.  Anything else at ``output`` is an error: it is never replaced without overwrite."""
     try:
@@ -118,12 +117,17 @@ def finished_model(output: str, model: Model, ks: list[int], covariance_type: st
     except StoreError:
         check_writable(output, overwrite=False)
         return False
-    wanted = {"kmeans": emdask.KMeans, "gmm": emdask.GaussianMixture, "bernoulli": emdask.BernoulliMixture}[model]
-    k = held.n_clusters if isinstance(held, emdask.KMeans) else getattr(held, "n_components", None)
-    same = type(held) is wanted and k in ks and getattr(held, "covariance_type", covariance_type) == covariance_type
+    kind = kinds.named(model)
+    k = kinds.kind_of(held).k_of(held)
+    same = (
+        type(held) is kind.estimator
+        and k in ks
+        and getattr(held, "covariance_type", covariance_type) == covariance_type
+    )
     if not same:
         raise FileExistsError(
-            f"{output!r} already holds another model ({type(held).__name__} with K={k}); pass overwrite=True to replace it"
+            f"{output!r} already holds another model ({type(held).__name__} with K={k}); "
+            "pass overwrite=True to replace it"
         )
     return True
 
@@ -132,7 +136,7 @@ def finished_model(output: str, model: Model, ks: list[int], covariance_type: st
 def fit_mixture(
     source: str,
     output: str,
-    model: Model = "gmm",
+    model: str = "gmm",
     k: list[int] = [2],  # noqa: B006 (Prefect parameters are copied per run)
     columns: list[str] | None = None,
     standardize: bool = False,
@@ -146,34 +150,36 @@ def fit_mixture(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fit ``model`` to the table ``source`` and save it to ``output``; K by BIC when ``k`` lists several."""
-    if model == "kmeans" and len(k) > 1:
-        raise ValueError("k lists several values, but K-means has no likelihood to compare them by BIC; give one k")
+    if not kinds.named(model).likelihood and len(k) > 1:
+        raise InputError("k lists several values, but K-means has no likelihood to compare them by BIC; give one k")
     for value in k:
-        check_int(value, "k", 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"k must be an int >= 1; got {value!r}")
     if labels_output:
         check_writable(labels_output, overwrite=overwrite)
     check_writable(output, overwrite=True)
     if not overwrite and finished_model(output, model, list(k), covariance_type):
         get_run_logger().info("%s already holds this fitted model; pass overwrite=True to refit", output)
-        return {"output": output, "skipped": True}
+        done: dict[str, Any] = {"output": output, "skipped": True}
+        if labels_output:  # asked for now, not by the run that fitted the model
+            with dask_cluster(scheduler, workers, memory_limit):
+                done["labels"] = write_labels(source, columns, None if standardize else {}, output, labels_output,
+                                              overwrite)
+        return done
     with dask_cluster(scheduler, workers, memory_limit):
         result = fit(source, columns, standardize, model, list(k), covariance_type, seed, max_iter, output, overwrite)
         if labels_output:
             result["labels"] = write_labels(source, columns, result["scaling"], output, labels_output, overwrite)
-    lines = [f"| {r['k']} | {r['n_iter']} | {r.get('bic', r.get('inertia')):.6g} |" for r in result["table"]]
-    create_markdown_artifact(
-        f"# {model} on `{source}`\n\nchosen K = {result['k']}, {result['n_rows']:,} rows, columns {result['columns']}\n\n"
-        "| K | iterations | BIC (or inertia) |\n|---|---|---|\n" + "\n".join(lines),
-        key="mixture-report",
-    )
-    return {"output": output, **result}
+    result = {"output": output, "model": model, **result}
+    create_markdown_artifact(as_markdown(mixture_rows(result), f"{model} on `{source}`"), key="mixture-report")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.fit_mixture", description=__doc__.split("\n\n")[0])
     parser.add_argument("source")
     parser.add_argument("-o", "--output", required=True)
-    parser.add_argument("--model", choices=["kmeans", "gmm", "bernoulli"], default="gmm")
+    parser.add_argument("--model", choices=list(kinds.BY_NAME), default="gmm")
     parser.add_argument("--k", type=int, nargs="+", default=[2])
     parser.add_argument("--columns", nargs="+")
     parser.add_argument("--standardize", action="store_true")
@@ -183,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    logging.getLogger("emdask").setLevel(logging.INFO)  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
+    logging.getLogger("emdask").setLevel(
+        logging.INFO
+    )  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
 
     def run() -> int:
         result = fit_mixture(
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             standardize=args.standardize, covariance_type=args.covariance_type, labels_output=args.labels_output,
             scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
         )
-        print(result)
+        print(as_text(mixture_rows(result)) if not result.get("skipped") else f"{args.output} already holds this model")
         return 0
 
     return one_line_errors(parser.prog, run)

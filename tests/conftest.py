@@ -81,6 +81,6 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def no_leftover_default_client() -> Iterator[None]:
     """Each test starts on Dask's local scheduler: a test that leaves a default Client behind fails here."""
     yield
-    from emdask.engine import active_client
+    from emdask.runtime import active_client
 
     assert active_client() is None, "a test left a distributed Client as Dask's default scheduler"

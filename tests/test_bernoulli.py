@@ -115,8 +115,12 @@ def test_estimator_surface(binary_digits):
 def test_integer_weights_equal_repeated_rows(binary_digits):
     w = np.random.default_rng(3).integers(0, 3, len(binary_digits))
     w0, p0 = _start(binary_digits, 4, 4)
-    a = emdask.BernoulliMixture(4, weights_init=w0, means_init=p0, tol=1e-9, max_iter=300).fit(binary_digits, sample_weight=w)
-    b = emdask.BernoulliMixture(4, weights_init=w0, means_init=p0, tol=1e-9, max_iter=300).fit(np.repeat(binary_digits, w, axis=0))
+    a = emdask.BernoulliMixture(4, weights_init=w0, means_init=p0, tol=1e-9, max_iter=300).fit(
+        binary_digits, sample_weight=w
+    )
+    b = emdask.BernoulliMixture(4, weights_init=w0, means_init=p0, tol=1e-9, max_iter=300).fit(
+        np.repeat(binary_digits, w, axis=0)
+    )
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9)
 
 

@@ -189,7 +189,9 @@ def test_append_refuses_what_it_cannot_add_to(tmp_path):
     emdask.KMeans(2, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 2))).save(model)
     d = _photo_files(tmp_path, ["coffee.png"])
     sources = read_images([d])[0]
-    with pytest.raises(StoreError, match="model.zarr' holds an emdask 'KMeans', not 'image-set'|not a complete emdask image set"):
+    with pytest.raises(
+        StoreError, match="model.zarr' holds an emdask 'KMeans', not 'image-set'|not a complete emdask image set"
+    ):
         images.append(sources, model)
     out = tmp_path / "set.zarr"
     images.compress(sources, out, n_colours=4, random_state=0)
@@ -238,7 +240,9 @@ def test_killed_append_leaves_the_set_as_it_was_and_a_rerun_completes_it(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     info = images.info(out)
     assert [im["name"] for im in info["images"]] == ["coffee"] + [f"big{i}" for i in range(5)]
-    assert sorted(p.name for p in (out / "images").iterdir() if p.is_dir()) == sorted(info["images"][i]["name"] for i in range(6))
+    assert sorted(p.name for p in (out / "images").iterdir() if p.is_dir()) == sorted(
+        info["images"][i]["name"] for i in range(6)
+    )
     assert info["codebooks"] == ["codebooks/0", "codebooks/1"]
     assert sorted(p.name for p in (out / "histogram").iterdir() if p.is_dir()) == [info["histogram"].split("/")[1]]
     np.testing.assert_array_equal(images.decompress(out, "coffee").compute(), coffee)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import QUIET, ROOT
 
 import emdask
 from emdask import images
-from processes import QUIET, ROOT
 
 DATA = ROOT / "data"
 pytestmark = pytest.mark.slow
@@ -49,7 +49,9 @@ def _same(a: object, b: object) -> bool:
     if type(a) is not type(b):
         return False
     untimed = [[{k: v for k, v in h.items() if k != "seconds"} for h in m.history_] for m in (a, b)]
-    return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in type(a)._fitted_arrays) and untimed[0] == untimed[1]
+    return (
+        all(np.array_equal(getattr(a, k), getattr(b, k)) for k in type(a)._fitted_arrays) and untimed[0] == untimed[1]
+    )
 
 
 @pytest.mark.parametrize("suffix", [".zarr", ".zip"])

@@ -102,7 +102,7 @@ def test_collapsing_components_keep_the_floor_and_the_likelihood_rises(cov):
 
 
 def test_emptied_clusters():
-    """A centre or component started far from all data: K-means re-seeds it, the mixture keeps a finite, near-zero weight."""
+    """A centre or component started far from all data: K-means re-seeds it, the mixture keeps a near-zero weight."""
     init = np.array([[0, 0, 0], [6, 0, 0], [1e6, 1e6, 1e6]], dtype=np.float64)
     km = _fit(emdask.KMeans(3, init=init, n_init=1), BLOBS)
     assert np.abs(km.cluster_centers_).max() < 100  # the far centre was re-seeded into the data
@@ -129,7 +129,7 @@ def test_constant_binary_columns():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("data", [BLOBS, WIDE], ids=["D3-fused", "D20-matmul"])
 def test_extreme_scales_give_the_scaled_model(data, dtype, scale):
-    """Data times 1e30 or 1e-30: the K-means centres are the unit-scale ones times the scale (no overflow to inf or NaN).
+    """Data times 1e30 or 1e-30: the K-means centres are the unit-scale ones times the scale (no inf or NaN).
 
     float32 squares of such values overflow or underflow, so those chunks are computed in float64.
     """

@@ -4,10 +4,10 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import photo_pixels
 from sklearn.base import clone
 
 import emdask
-from conftest import photo_pixels
 
 
 @pytest.fixture(scope="module")

@@ -94,13 +94,16 @@ def test_fit_mixture_flow_chooses_k_by_bic_and_writes_labels(tmp_path):
 
 
 def test_fit_mixture_flow_bernoulli_from_npy_to_zarr_labels(tmp_path):
-    from flows.fit_mixture import fit_mixture
     from sklearn.datasets import load_digits
+
+    from flows.fit_mixture import fit_mixture
 
     X = (load_digits().data > 8).astype(np.uint8)
     np.save(tmp_path / "digits.npy", X)
     out, labels = str(tmp_path / "b.zarr"), str(tmp_path / "labels.zarr")
-    fit_mixture(source=str(tmp_path / "digits.npy"), output=out, model="bernoulli", k=[4], labels_output=labels, workers=1)
+    fit_mixture(
+        source=str(tmp_path / "digits.npy"), output=out, model="bernoulli", k=[4], labels_output=labels, workers=1
+    )
     model = emdask.load(out)
     np.testing.assert_array_equal(zarr.open_group(labels)["labels"][...], model.predict(X.astype(np.float64)))
 

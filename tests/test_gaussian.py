@@ -7,12 +7,12 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import photo_pixels
 from sklearn.datasets import load_iris, load_wine
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import emdask
 from emdask.gaussian import GaussianModel, GaussianParams
-from conftest import photo_pixels
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -161,7 +161,9 @@ def test_select_by_bic_and_sample():
     Xs, ys = best.sample(4000)
     assert Xs.shape == (4000, 2) and set(np.unique(ys)) <= {0, 1}
     for k in range(2):
-        np.testing.assert_allclose(Xs[ys == k].mean(axis=0), best.means_[k], atol=0.1 * np.sqrt(best.covariances_[k].max()) * 4)
+        np.testing.assert_allclose(
+            Xs[ys == k].mean(axis=0), best.means_[k], atol=0.1 * np.sqrt(best.covariances_[k].max()) * 4
+        )
 
 
 @pytest.mark.parametrize(

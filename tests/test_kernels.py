@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emdask import kmeans
-from emdask.kmeans import Lloyd
+from emdask.kmeans import KMeansModel
 
 
 def brute(x: np.ndarray, w: np.ndarray, centres: np.ndarray):
@@ -31,7 +31,7 @@ def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
     x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many exact ties
     centres = rng.integers(0, 4, (k, d)).astype(np.float64)
     w = rng.choice([0.0, 0.5, 2.0], n) if weighted else np.ones(n)
-    stats = Lloyd(k).e_step(x, w if weighted else None, 0, centres)
+    stats = KMeansModel(k).e_step(x, w if weighted else None, 0, centres)
     labels, counts, sums, inertia = brute(x, w, centres)
     np.testing.assert_allclose(stats.counts, counts, rtol=1e-12)
     np.testing.assert_allclose(stats.sums, sums, rtol=1e-12, atol=1e-12)
@@ -46,9 +46,9 @@ def test_fused_and_matrix_product_paths_agree_on_pixels(dtype, monkeypatch):
 
     x = data.coffee().reshape(-1, 3).astype(dtype)
     centres = x[:: len(x) // 9][:9].astype(np.float64) + 0.37
-    fused = Lloyd(9).e_step(x, None, 0, centres)
+    fused = KMeansModel(9).e_step(x, None, 0, centres)
     monkeypatch.setattr(kmeans, "MAX_FEATURES", 0)
-    blas = Lloyd(9).e_step(x, None, 0, centres)
+    blas = KMeansModel(9).e_step(x, None, 0, centres)
     np.testing.assert_array_equal(fused.counts, blas.counts)
     np.testing.assert_allclose(fused.sums, blas.sums, rtol=1e-12)
     np.testing.assert_allclose(fused.inertia, blas.inertia, rtol=1e-9)
@@ -109,7 +109,7 @@ def test_matrix_product_estep_equals_brute_force(n, d, k, dtype, seed, weighted)
     exact = ((x.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(-1)
     assert np.all(exact[np.arange(n), labels] <= exact.min(axis=1) + 1e-4 * (1 + exact.min(axis=1)))
     np.testing.assert_array_equal(dist2, exact[np.arange(n), labels])
-    stats = Lloyd(k).e_step(x, w if weighted else None, 0, centres)
+    stats = KMeansModel(k).e_step(x, w if weighted else None, 0, centres)
     counts = np.bincount(labels, weights=w, minlength=k)
     sums = np.array([(w[labels == j, None] * x[labels == j].astype(np.float64)).sum(axis=0) for j in range(k)])
     np.testing.assert_allclose(stats.counts, counts, rtol=1e-12)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import PHOTOS, photo_pixels
 from sklearn.cluster import KMeans as SkKMeans
 
 import emdask
-from conftest import PHOTOS, photo_pixels
 
 
 def _pick(X: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -18,9 +18,9 @@ import dask.array as da
 import numpy as np
 import pytest
 from distributed import Client
+from processes import QUIET, scheduler_process, stop, wait_for, worker_process
 
 import emdask
-from processes import QUIET, scheduler_process, stop, wait_for, worker_process
 
 pytestmark = pytest.mark.slow
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import photo_pixels
 from sklearn.cluster import KMeans as SkKMeans
 
 import emdask
-from conftest import photo_pixels
 
 
 @pytest.mark.parametrize("init", ["k-means||", "k-means++", "random"])

@@ -154,7 +154,14 @@ def test_command_line_round_trip(photo_dir, tmp_path, capsys):
     out = tmp_path / "set.zarr"
     assert main(["compress", str(photo_dir), "-o", str(out), "-k", "8", "--workers", "1", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
-    for label in ("images", "PSNR all pixels / worst image", "notes' bits", "bytes on disk", "vs the source files", "written:"):
+    for label in (
+        "images",
+        "PSNR all pixels / worst image",
+        "notes' bits",
+        "bytes on disk",
+        "vs the source files",
+        "written:",
+    ):
         assert label in printed
     assert main(["decompress", str(out), "-o", str(tmp_path / "png")]) == 0
     root = zarr.open_group(str(out), mode="r")
@@ -171,9 +178,17 @@ def test_command_line_round_trip(photo_dir, tmp_path, capsys):
     "args,code,message",
     [
         (["compress", "{tmp}/missing", "-o", "{tmp}/o.zarr"], 1, "emdask: error: no such file or directory: "),
-        (["compress", "{photos}", "-o", "{tmp}/o.zarr", "-k", "0"], 1, "emdask: error: n_colours must be an int in [1,"),
+        (
+            ["compress", "{photos}", "-o", "{tmp}/o.zarr", "-k", "0"],
+            1,
+            "emdask: error: n_colours must be an int in [1,",
+        ),
         (["compress", "{photos}", "-o", "{tmp}/o.zarr", "-k", "4", "--psnr", "30"], 2, "not allowed with argument"),
-        (["compress", "{photos}", "-o", "{tmp}/o.zarr", "--candidates", "a,b", "--psnr", "30"], 1, "--candidates must be"),
+        (
+            ["compress", "{photos}", "-o", "{tmp}/o.zarr", "--candidates", "a,b", "--psnr", "30"],
+            1,
+            "--candidates must be",
+        ),
         (["info", "{tmp}/nothing.zarr"], 1, "emdask: error: '{tmp}/nothing.zarr' is not a Zarr group"),
         (["decompress", "{photos}", "-o", "{tmp}/png"], 1, "is not a Zarr group that emdask can open"),
     ],
@@ -245,4 +260,6 @@ def test_command_line_append_to_a_model_is_refused(tmp_path):
     argv = ["compress", str(PHOTOS / "rocket.jpg"), "-o", str(model), "--append"]
     result = subprocess.run([sys.executable, "-m", "emdask.cli", *argv], capture_output=True, text=True)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == f"emdask: error: '{model}' holds an emdask 'KMeans', not 'image-set'"
+    assert (
+        result.stderr.strip().splitlines()[-1] == f"emdask: error: '{model}' holds an emdask 'KMeans', not 'image-set'"
+    )

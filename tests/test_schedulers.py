@@ -4,9 +4,9 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import photo_pixels
 
 import emdask
-from conftest import photo_pixels
 
 # one chunk, even chunks, uneven chunks with an empty one in the middle
 CHUNKINGS = [None, 4000, (1000, 0, 7000, 2345)]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from emdask._random import row_uniforms
 from emdask._stats import Moments, TopK
 from emdask.engine import summarize_chunk
-from emdask.kmeans import Lloyd
+from emdask.kmeans import KMeansModel
 
 
 @st.composite
@@ -35,7 +35,7 @@ def _split(a: np.ndarray, cuts: list[int]) -> list[tuple[int, np.ndarray]]:
 def test_kmeans_stats_add_up(data, k):
     x, w, cuts = data
     centres = x[np.linspace(0, len(x) - 1, k).astype(int)] + 0.1
-    model = Lloyd(k)
+    model = KMeansModel(k)
     whole = model.e_step(x, w, 0, centres)
     parts = [model.e_step(xc, wc, lo, centres) for (lo, xc), (_, wc) in zip(_split(x, cuts), _split(w, cuts))]
     total = parts[0]
