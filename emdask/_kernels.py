@@ -1,7 +1,7 @@
 """Compiled chunk kernels (numba): the K-means and Gaussian-mixture E-steps fused into one pass over the rows.
 
 For many features the K-means distances are a matrix product (BLAS) on each cache-sized block;
-compiled passes do the rest: :func:`shifted_into` centres the block and checks its range,
+compiled passes do the rest: :func:`centred_into` centres the block and checks its range,
 :func:`first_argmin` picks the nearest centres, :func:`labelled_dist2` their exact distances and
 :func:`add_labelled` the counts, sums and inertia.
 
@@ -109,15 +109,15 @@ def lloyd_chunk(
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"nnan"})
-def shifted_into(x: np.ndarray, shift: np.ndarray, out: np.ndarray) -> float:
-    """``out[:] = x - shift`` in ``out``'s precision, in one pass; returns ``max |out|`` (its range check).
+def centred_into(x: np.ndarray, origin: np.ndarray, out: np.ndarray) -> float:
+    """``out[:] = x - origin`` in ``out``'s precision, in one pass; returns ``max |out|`` (its range check).
 
     The running maxima are kept per column, so the loop over columns vectorises.
     """
     top = np.zeros(x.shape[1], out.dtype)
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
-            v = x[i, j] - shift[j]
+            v = x[i, j] - origin[j]
             out[i, j] = v
             top[j] = max(top[j], abs(v))
     return top.max() if x.shape[1] else 0.0

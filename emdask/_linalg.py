@@ -5,18 +5,18 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from emdask._kernels import first_argmin, labelled_dist2, shifted_into
+from emdask._kernels import centred_into, first_argmin, labelled_dist2
 
 #: Entries of one (rows x centres) block of distances; keeps the block in cache, never n x K.
 BLOCK_ENTRIES = 2**17
 
 
-#: float32 squares neither overflow nor underflow for |x - shift| in this range.
+#: float32 squares neither overflow nor underflow for |x - origin| in this range.
 _FLOAT32_SCALES = (1e-15, 1e15)
 
 
-def centred(x: np.ndarray, shift: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``x - shift`` in float32 for float32 data whose squares fit float32's range, else in float64.
+def centred(x: np.ndarray, origin: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x - origin`` in float32 for float32 data whose squares fit float32's range, else in float64.
 
     Ints, bools and float64 are computed in float64; so are float32 values so large (1e30) or so
     small (1e-30) that their squared distances would be inf or 0 in float32.  ``out``, a float32
@@ -24,10 +24,10 @@ def centred(x: np.ndarray, shift: np.ndarray, out: np.ndarray | None = None) -> 
     """
     if x.dtype == np.float32:
         xs = np.empty(x.shape, np.float32) if out is None else out[: len(x)]
-        scale = float(shifted_into(x, shift.astype(np.float32), xs))
+        scale = float(centred_into(x, origin.astype(np.float32), xs))
         if scale == 0.0 or _FLOAT32_SCALES[0] < scale < _FLOAT32_SCALES[1]:
             return xs
-    return x.astype(np.float64) - shift
+    return x.astype(np.float64) - origin
 
 
 def row_blocks(n: int, n_centres: int) -> Iterator[slice]:
@@ -39,9 +39,9 @@ def row_blocks(n: int, n_centres: int) -> Iterator[slice]:
 
 def sq_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances (n, K) as ``|x|^2 - 2 x.c + |c|^2``, shifted by the centres' mean for precision."""
-    shift = centres.mean(axis=0)
-    xs = centred(x, shift)
-    cs = (centres - shift).astype(xs.dtype)
+    origin = centres.mean(axis=0)
+    xs = centred(x, origin)
+    cs = (centres - origin).astype(xs.dtype)
     d = np.einsum("ij,ij->i", xs, xs)[:, None] - 2.0 * (xs @ cs.T) + np.einsum("ij,ij->i", cs, cs)[None, :]
     return np.maximum(d, 0, out=d)
 
@@ -56,15 +56,15 @@ def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
     and distances before taking the next block.
     """
     k = len(centres)
-    shift = centres.mean(axis=0)
-    cs = centres - shift
+    origin = centres.mean(axis=0)
+    cs = centres - origin
     half_norms = 0.5 * np.einsum("ij,ij->i", cs, cs)
     step = next(row_blocks(len(x), k), slice(0, 0)).stop
     xs_buffer = np.empty((step, x.shape[1]), np.float32)
     scores_buffer = np.empty(k * step, np.float64)
     labels, dist2 = np.empty(step, np.int32), np.empty(step)
     for rows in row_blocks(len(x), k):
-        xs = centred(x[rows], shift, xs_buffer)
+        xs = centred(x[rows], origin, xs_buffer)
         m = len(xs)
         scores = scores_buffer.view(xs.dtype)[: k * m].reshape(k, m)
         np.matmul(cs.astype(xs.dtype), xs.T, out=scores)

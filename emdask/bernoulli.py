@@ -10,7 +10,6 @@ so no log(0) appears; ``alpha = 1`` is Laplace's add-one rule (scikit-learn's Be
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from emdask._linalg import log_responsibilities, nearest, row_blocks
 from emdask._random import row_uniforms
 from emdask._stats import Stats
-from emdask.engine import Iteration
+from emdask.engine import StopOn
 from emdask.errors import InputError
 
 _EPS10 = 10 * np.finfo(np.float64).eps
@@ -58,6 +57,7 @@ class BernoulliModel:
     n_components: int
     alpha: float = 1.0
     tol: float = 1e-3
+    stop_on: StopOn = "objective"  # converged when the bound changed by less than tol (scikit-learn)
 
     def log_prob(self, x: np.ndarray, params: BernoulliParams) -> np.ndarray:
         """log(pi_k p(x | p_k)) for each row and component, (n, K) float64."""
@@ -106,9 +106,6 @@ class BernoulliModel:
 
     def shift(self, old: BernoulliParams, new: BernoulliParams) -> float:
         return float(((new.means - old.means) ** 2).sum())
-
-    def converged(self, history: Sequence[Iteration]) -> bool:
-        return len(history) > 1 and abs(history[-1].objective - history[-2].objective) < self.tol
 
     def n_parameters(self, n_features: int) -> int:
         return self.n_components * n_features + self.n_components - 1

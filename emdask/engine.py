@@ -5,7 +5,7 @@ returns partial sufficient statistics (:class:`emdask._stats.Stats`); the partia
 by a tree of tasks on whatever Dask scheduler is active; the model's M-step turns the sum into
 new parameters.  The engine knows nothing of any model's maths: a model is any :class:`Model`
 (``e_step`` on a chunk, ``m_step`` from the sum, ``objective`` and ``shift`` for the history, and
-its ``converged`` rule).
+the ``tol`` of one of the loop's two stopping rules).
 
 Memory is bounded by the chunk size: nothing of size n_samples is ever gathered.
 
@@ -41,6 +41,7 @@ logger = logging.getLogger("emdask")
 S = TypeVar("S", bound=Stats)
 P = TypeVar("P")
 Cache = bool | Literal["auto"]
+StopOn = Literal["shift", "objective"]
 
 SPLIT_EVERY = 8
 
@@ -158,8 +159,13 @@ class Model(Protocol[P]):
     def shift(self, old: P, new: P) -> float:
         """How far the M-step moved the parameters, for the history."""
 
-    def converged(self, history: Sequence[Iteration]) -> bool:
-        """The model's stopping rule, from the history so far."""
+    @property
+    def tol(self) -> float:
+        """The tolerance of the model's stopping rule (see :func:`converged`)."""
+
+    @property
+    def stop_on(self) -> StopOn:
+        """Which of the loop's stopping rules the model uses."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,17 @@ class FitResult:
         return [asdict(h) for h in self.history]
 
 
+def converged(model: Model[Any], history: Sequence[Iteration]) -> bool:
+    """The stopping rule of every fit, scikit-learn's for each kind of model.
+
+    ``stop_on="shift"`` (K-means): the M-step moved the parameters by at most ``tol``;
+    ``stop_on="objective"`` (EM on a likelihood): the objective changed by less than ``tol``.
+    """
+    if model.stop_on == "shift":
+        return history[-1].shift <= model.tol
+    return len(history) > 1 and abs(history[-1].objective - history[-2].objective) < model.tol
+
+
 def run_em(
     model: Model[Any],
     data: Passes,
@@ -194,13 +211,13 @@ def run_em(
     history: list[Iteration] | None = None,
     on_iteration: Callable[[Any, list[Iteration]], None] | None = None,
 ) -> FitResult:
-    """Iterate E-step pass and M-step until ``model.converged(history)`` or ``max_iter`` passes.
+    """Iterate E-step pass and M-step until :func:`converged` or ``max_iter`` passes.
 
     ``history`` continues an interrupted fit (its parameters are ``params``); ``on_iteration``
     is called with the new parameters and the history after every iteration (checkpoints).
     """
     history = list(history or [])
-    if history and model.converged(history):
+    if history and converged(model, history):
         return FitResult(params, history, True)
     for it in range(len(history) + 1, max_iter + 1):
         t0 = time.perf_counter()
@@ -217,7 +234,7 @@ def run_em(
         )
         if on_iteration is not None:
             on_iteration(params, history)
-        if model.converged(history):
+        if converged(model, history):
             return FitResult(params, history, True)
     return FitResult(params, history, False)
 

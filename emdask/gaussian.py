@@ -15,7 +15,6 @@ spherical (K,).  Statistics are full second moments (K, D, D) for full and tied,
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -26,7 +25,7 @@ from emdask._kernels import MAX_FEATURES, gaussian_diag_chunk, gaussian_full_chu
 from emdask._linalg import log_responsibilities, nearest, row_blocks
 from emdask._random import row_uniforms
 from emdask._stats import Stats
-from emdask.engine import Iteration
+from emdask.engine import StopOn
 from emdask.errors import InputError
 
 CovarianceType = Literal["full", "tied", "diag", "spherical"]
@@ -116,6 +115,7 @@ class GaussianModel:
     covariance_type: CovarianceType = "full"
     reg_covar: float = 1e-6
     tol: float = 1e-3
+    stop_on: StopOn = "objective"  # converged when the bound changed by less than tol (scikit-learn)
 
     @property
     def full_moments(self) -> bool:
@@ -204,16 +204,16 @@ class GaussianModel:
     def parameters(self, stats: GaussianStats, centres: np.ndarray) -> GaussianParams:
         """The M-step about the centres the statistics were taken around."""
         nk = stats.nk + _EPS10
-        shift = stats.sx / nk[:, None]
-        means = centres + shift
+        step = stats.sx / nk[:, None]
+        means = centres + step
         d = means.shape[1]
         if self.full_moments:
-            cov = stats.sxx / nk[:, None, None] - shift[:, :, None] * shift[:, None, :]
+            cov = stats.sxx / nk[:, None, None] - step[:, :, None] * step[:, None, :]
             if self.covariance_type == "tied":
                 cov = np.tensordot(nk, cov, axes=1) / nk.sum()
             cov = cov + self.reg_covar * np.eye(d)
         else:
-            cov = stats.sxx / nk[:, None] - shift**2 + self.reg_covar
+            cov = stats.sxx / nk[:, None] - step**2 + self.reg_covar
             if self.covariance_type == "spherical":
                 cov = cov.mean(axis=1)
         weights = nk / nk.sum()
@@ -225,9 +225,6 @@ class GaussianModel:
 
     def shift(self, old: GaussianParams, new: GaussianParams) -> float:
         return float(((new.means - old.means) ** 2).sum())
-
-    def converged(self, history: Sequence[Iteration]) -> bool:
-        return len(history) > 1 and abs(history[-1].objective - history[-2].objective) < self.tol
 
     def n_parameters(self, n_features: int) -> int:
         """Free parameters, for BIC and AIC."""

@@ -146,7 +146,7 @@ def fit_codebooks(
     candidates: Sequence[int] = K_CANDIDATES,
     per_image: bool = False,
     init: Any = "k-means++",
-    n_init: int = 1,
+    n_init: int = cb.N_INIT,
     random_state: Any = None,
     max_iter: int = 300,
     tol: float = 1e-4,
@@ -176,8 +176,8 @@ def fit_codebooks(
         (histogram,) = dask.compute(histograms[0])
         _counted("counted %d distinct colours in %d pixels", len(histogram.colours), histogram.n_pixels)
 
-        def fit_all(k: int) -> list[cb.Fit]:
-            return [cb.fit(histogram, k, settings)]
+        def fit_all(k: int, restarts: int) -> list[cb.Fit]:
+            return [cb.fit(histogram, k, replace(settings, n_init=restarts))]
     else:
         total = tree_sum(histograms)
         if psnr is None:  # one read: each image's histogram and its fit stay on the cluster
@@ -187,16 +187,17 @@ def fit_codebooks(
             histogram = histogram.compute()
         _counted("counted %d distinct colours in %d pixels", len(histogram.colours), histogram.n_pixels)
 
-        def fit_all(k: int) -> list[cb.Fit]:
-            return list(dask.compute(*[dask.delayed(cb.fit)(h, k, settings) for h in histograms]))
+        def fit_all(k: int, restarts: int) -> list[cb.Fit]:
+            restarted = replace(settings, n_init=restarts)
+            return list(dask.compute(*[dask.delayed(cb.fit)(h, k, restarted) for h in histograms]))
 
     tried: dict[int, float] = {}
     if psnr is None:
         k = n_colours
         if not per_image:
-            fits = fit_all(k)
+            fits = fit_all(k, settings.n_init)
     else:
-        k, fits, tried = cb.search(fit_all, psnr, candidates)
+        k, fits, tried = cb.search(fit_all, psnr, candidates, settings.n_init)
     books = {s.name: f.codebook for group, f in zip(groups, fits) for s in group}
     return CodebookFit(k, per_image, books, list(fits), histogram, None if psnr is None else float(psnr), tried)
 
@@ -438,7 +439,7 @@ def append(
     n_colours: int | None = None,
     skipped: Iterable[str] = (),
     init: Any = "k-means++",
-    n_init: int = 1,
+    n_init: int = cb.N_INIT,
     random_state: Any = None,
     max_iter: int = 300,
     tol: float = 1e-4,
@@ -497,7 +498,7 @@ def append(
         summaries = old + added
         if fits:
             history = meta.get("fit", {})
-            meta["fit"] = {key: [*history.get(key, []), *value] for key, value in cb.fit_summary(fits).items()}
+            meta["fit"] = {**history, **{key: [*history.get(key, []), *v] for key, v in cb.fit_summary(fits).items()}}
         meta = {**meta, "images": [s["name"] for s in summaries], "skipped": [*meta.get("skipped", []), *skipped]}
         meta = _commit(root, meta, summaries, histogram, previous=meta.get("histogram"))
     logger.info("appended %d images to %s", len(added), store)

@@ -8,7 +8,6 @@ inertia, and the points farthest from their centres (to re-seed clusters that em
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from emdask._kernels import MAX_FEATURES, add_labelled, lloyd_chunk
 from emdask._linalg import nearest_blocks
 from emdask._stats import Stats, TopK
-from emdask.engine import Iteration
+from emdask.engine import StopOn
 
 logger = logging.getLogger("emdask")
 
@@ -41,6 +40,7 @@ class KMeansModel:
 
     n_clusters: int
     tol: float = 0.0
+    stop_on: StopOn = "shift"  # converged when the centres moved by at most tol (scikit-learn)
 
     def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> KMeansStats:
         """Assign the chunk's rows to their nearest centre and sum what the M-step needs.
@@ -85,6 +85,3 @@ class KMeansModel:
 
     def shift(self, old: np.ndarray, new: np.ndarray) -> float:
         return float(((new - old) ** 2).sum())
-
-    def converged(self, history: Sequence[Iteration]) -> bool:
-        return history[-1].shift <= self.tol

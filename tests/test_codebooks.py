@@ -149,6 +149,7 @@ def test_append_adds_only_new_files_and_refits_from_the_histogram(tmp_path, monk
     assert summary["appended"] == ["rocket"] and [r[0] for r in reads] == ["rocket.jpg"] * 2  # coded, then re-coded
     info = images.info(out)
     assert info["codebooks"] == ["codebooks/0", "codebooks/1"] and len(info["images"]) == 3
+    assert len(info["fit"]["n_iter"]) == 2 and "psnr_tried" in info["fit"]  # both fits recorded, nothing dropped
     versions = {im["name"]: im["codebook_version"] for im in info["images"]}
     assert versions == {"chelsea": 0, "coffee": 0, "rocket": 1}
     for name, image in before.items():  # old images keep their codes and codebook
