@@ -7,6 +7,8 @@ from collections.abc import Iterator
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# `make test` adds emdask to Prefect's loggers (as the flows want); outside a flow run its records are not for the API
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 import dask
 import numpy as np
