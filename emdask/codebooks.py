@@ -23,7 +23,7 @@ import dask.array as da
 import numpy as np
 
 from emdask._base import ConvergenceWarning, warn
-from emdask._kernels import N_COLOURS, colour_table, count_colours, encode_pixels, merge_counts
+from emdask._kernels import N_COLOURS, colour_table, count_colours, merge_counts
 from emdask._random import RandomState, client_rng, make_seed
 from emdask._stats import Stats
 from emdask._validation import check_choice, check_float, check_int
@@ -90,19 +90,6 @@ class Histogram(Stats):
     @property
     def rgb(self) -> np.ndarray:
         return unpack(self.colours)
-
-    def sse(self, codebook: np.ndarray) -> float:
-        """Sum of squared errors (three channels) of every pixel coded by its nearest colour of ``codebook``."""
-        codes = np.empty(len(self.colours), np.uint16)
-        errors = np.empty(len(self.colours))
-        rgb, book = self.rgb, np.asarray(codebook, np.float64)
-        for lo in range(0, len(rgb), 1 << 16):  # per-colour errors, weighted by the counts in float64
-            hi = lo + (1 << 16)
-            diff = rgb[lo:hi].astype(np.float64)
-            encode_pixels(rgb[lo:hi], book, _NO_TABLE, codes[lo:hi])
-            diff -= book[codes[lo:hi]]
-            errors[lo:hi] = np.einsum("ij,ij->i", diff, diff)
-        return float(errors @ self.counts.astype(np.float64))
 
     def check(self, where: str) -> None:
         """A stored histogram must be increasing colours with positive counts; raises ValueError naming ``where``."""
@@ -210,7 +197,7 @@ def fit(histogram: Histogram, k: int, settings: Settings) -> Fit:
         start = _initial(rgb, weights, k, settings.init, client_rng(seed, 1, restart))
         result = run_em(model, data, start, settings.max_iter)
         last = result.history[-1]
-        inertia = last.objective if last.shift == 0 else model.e_step(rgb, weights, 0, result.params).inertia
+        inertia = last.objective if last.shift == 0 else data.map_reduce(model.e_step, result.params).inertia
         if best is None or inertia < best[0]:
             best = (inertia, result)
     assert best is not None
@@ -220,8 +207,10 @@ def fit(histogram: Histogram, k: int, settings: Settings) -> Fit:
         warn(f"only {distinct} distinct clusters found, fewer than n_clusters={k}: "
              "the images have fewer distinct colours than K", ConvergenceWarning)
     codebook = np.clip(np.rint(result.params), 0, 255).astype(np.uint8)
+    # what the stored image loses: every pixel coded by its nearest colour of the uint8 codebook (exact in float64)
+    sse = data.map_reduce(KMeansModel(k).e_step, codebook.astype(np.float64)).inertia
     return Fit(codebook, result.params, result.n_iter, result.converged, float(inertia),
-               [h.objective for h in result.history], histogram.sse(codebook), histogram.n_pixels)
+               [h.objective for h in result.history], float(sse), histogram.n_pixels)
 
 
 def _threads(n_colours: int) -> int:
