@@ -5,11 +5,11 @@ compiled passes do the rest: :func:`centred_into` centres the block and checks i
 :func:`first_argmin` picks the nearest centres, :func:`labelled_dist2` their exact distances and
 :func:`add_labelled` the counts, sums and inertia.
 
-For few features (image pixels: D = 3) a fused loop beats the matrix-product path: per row it
-computes the K exact squared distances in float64 (the inner loop runs over the centres, which
-LLVM vectorises), takes the first minimum, and adds the row to its cluster's count, sum and
-inertia, with no (rows x K) block in memory.  Runs without the GIL, so Dask's threads run it in
-parallel; numba's own threading is not used (one level of parallelism).
+For few features (D <= 16: pixels, small tables) a fused loop beats the matrix-product path: rows
+go in small blocks, SIMD lanes holding rows, and for each centre the exact float64 squared
+distances and the running first minimum are updated for the whole block; then each row joins
+its cluster's count, sum and inertia, with no (rows x K) block in memory.  Runs without the GIL,
+so Dask's threads run it in parallel; numba's own threading is not used (one level of parallelism).
 
 The Gaussian mixture's E-step is fused the same way: per row the K log-densities, their
 log-sum-exp and the moments about each mean, with no (rows x K) block.  For 1 M x 8, K=8 the
@@ -36,21 +36,11 @@ def _add_row(
     return wi * dist2
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def _join_nearest(
-    x: np.ndarray, i: int, w: np.ndarray, acc: np.ndarray, labels: np.ndarray, dist2: np.ndarray, counts: np.ndarray,
-    sums: np.ndarray,
-) -> float:
-    """Row ``i`` with squared distances ``acc`` (K,) joins its first nearest centre; returns its inertia."""
-    best = 0
-    best_d = acc[0]
-    for c in range(1, acc.shape[0]):
-        better = acc[c] < best_d
-        best_d = acc[c] if better else best_d
-        best = c if better else best
-    labels[i] = best
-    dist2[i] = best_d
-    return _add_row(x, i, w[i], best, best_d, counts, sums)
+#: Rows per block of the fused K-means pass: the block's features, best distances and labels stay in registers and L1.
+ROW_BLOCK = 64
+#: Interleaved partial sums of the fused pass: consecutive rows of one cluster (common in sorted colours) would
+#: otherwise wait on each other's additions to the same count.
+_LANES = 4
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -66,46 +56,64 @@ def lloyd_chunk(
     """Assign every row of ``x`` (n, D) to its nearest centre (``centres_t`` is (D, K)); returns the inertia.
 
     Fills ``labels`` (n,) and ``dist2`` (n,), adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,) weights.
-    The squared distances (float64) vectorise over the centres, four features at a time (fewer
-    trips through ``acc``: 1.2-1.7x faster than one at a time for 5-16 features, except K=8,
-    equal).  RGB pixels (three features) keep each distance in a register, 1.4x faster still.
+    Rows go in blocks of :data:`ROW_BLOCK`, features first, so the exact float64 squared distances
+    to one centre and the running first minimum vectorise across rows (SIMD lanes hold rows); the
+    features are summed four at a time in a fixed order, so the distances do not depend on the block.
     """
     n, d = x.shape
     k = centres_t.shape[1]
-    acc = np.empty(k)
-    inertia = 0.0
-    if d == 3:
-        c0, c1, c2 = centres_t[0], centres_t[1], centres_t[2]
-        for i in range(n):
-            v0 = np.float64(x[i, 0])
-            v1 = np.float64(x[i, 1])
-            v2 = np.float64(x[i, 2])
-            for c in range(k):
-                t0 = v0 - c0[c]
-                t1 = v1 - c1[c]
-                t2 = v2 - c2[c]
-                acc[c] = t0 * t0 + t1 * t1 + t2 * t2
-            inertia += _join_nearest(x, i, w, acc, labels, dist2, counts, sums)
-        return inertia
-    padded = np.zeros((d + (-d) % 4, k))  # features in groups of four; the padding adds exact zeros
-    padded[:d] = centres_t
-    for i in range(n):
-        for j in range(0, d, 4):
-            v0 = np.float64(x[i, j])
-            v1 = np.float64(x[i, j + 1]) if j + 1 < d else np.float64(0.0)
-            v2 = np.float64(x[i, j + 2]) if j + 2 < d else np.float64(0.0)
-            v3 = np.float64(x[i, j + 3]) if j + 3 < d else np.float64(0.0)
-            c0, c1, c2, c3 = padded[j], padded[j + 1], padded[j + 2], padded[j + 3]
-            if j == 0:
-                for c in range(k):
-                    t0, t1, t2, t3 = v0 - c0[c], v1 - c1[c], v2 - c2[c], v3 - c3[c]
-                    acc[c] = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
+    dp = 3 if d == 3 else d + (-d) % 4  # RGB pixels in one group of three; else groups of four, padded with zeros
+    centres = np.zeros((dp, k))
+    centres[:d] = centres_t
+    xs = np.zeros((dp, ROW_BLOCK))
+    acc = np.empty(ROW_BLOCK)
+    best = np.empty(ROW_BLOCK)
+    label = np.empty(ROW_BLOCK, np.int64)
+    part_counts = np.zeros((_LANES, k))
+    part_sums = np.zeros((_LANES, k, d))
+    part_inertia = np.zeros(_LANES)
+    for start in range(0, n, ROW_BLOCK):
+        m = min(ROW_BLOCK, n - start)
+        for i in range(m):
+            for j in range(d):
+                xs[j, i] = np.float64(x[start + i, j])
+        best[:] = np.inf
+        label[:] = 0
+        for c in range(k):
+            if dp == 3:
+                a0, a1, a2 = centres[0, c], centres[1, c], centres[2, c]
+                r0, r1, r2 = xs[0], xs[1], xs[2]
+                for i in range(ROW_BLOCK):
+                    t0, t1, t2 = r0[i] - a0, r1[i] - a1, r2[i] - a2
+                    acc[i] = t0 * t0 + t1 * t1 + t2 * t2
             else:
-                for c in range(k):
-                    t0, t1, t2, t3 = v0 - c0[c], v1 - c1[c], v2 - c2[c], v3 - c3[c]
-                    acc[c] += t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
-        inertia += _join_nearest(x, i, w, acc, labels, dist2, counts, sums)
-    return inertia
+                for j in range(0, dp, 4):
+                    a0, a1, a2, a3 = centres[j, c], centres[j + 1, c], centres[j + 2, c], centres[j + 3, c]
+                    r0, r1, r2, r3 = xs[j], xs[j + 1], xs[j + 2], xs[j + 3]
+                    if j == 0:
+                        for i in range(ROW_BLOCK):
+                            t0, t1, t2, t3 = r0[i] - a0, r1[i] - a1, r2[i] - a2, r3[i] - a3
+                            acc[i] = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
+                    else:
+                        for i in range(ROW_BLOCK):
+                            t0, t1, t2, t3 = r0[i] - a0, r1[i] - a1, r2[i] - a2, r3[i] - a3
+                            acc[i] += t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
+            for i in range(ROW_BLOCK):  # the first minimum: a later centre must be strictly nearer
+                better = acc[i] < best[i]
+                best[i] = acc[i] if better else best[i]
+                label[i] = c if better else label[i]
+        for i in range(m):
+            lane, c, wi = i % _LANES, label[i], w[start + i]
+            labels[start + i] = c
+            dist2[start + i] = best[i]
+            part_counts[lane, c] += wi
+            for j in range(d):
+                part_sums[lane, c, j] += wi * xs[j, i]
+            part_inertia[lane] += wi * best[i]
+    for lane in range(_LANES):
+        counts += part_counts[lane]
+        sums += part_sums[lane]
+    return part_inertia.sum()
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"nnan"})
@@ -374,3 +382,27 @@ def encode_pixels(pixels: np.ndarray, codebook: np.ndarray, table: np.ndarray, c
         t0, t1, t2 = r - codebook[code, 0], g - codebook[code, 1], b - codebook[code, 2]
         sse += t0 * t0 + t1 * t1 + t2 * t2
     return sse
+
+
+@numba.njit(nogil=True, cache=True)
+def kth_largest(keys: np.ndarray, size: int) -> float:
+    """The ``size``-th largest of ``keys`` (``size`` >= 1; -inf when there are fewer), by a min-heap of ``size``.
+
+    One comparison per key once the heap holds large keys: a chunk's far rows without sorting or copying it.
+    """
+    heap = np.full(size, -np.inf)
+    for v in keys:
+        if v > heap[0]:
+            i = 0
+            while True:
+                child = 2 * i + 1
+                if child >= size:
+                    break
+                if child + 1 < size and heap[child + 1] < heap[child]:
+                    child += 1
+                if heap[child] >= v:
+                    break
+                heap[i] = heap[child]
+                i = child
+            heap[i] = v
+    return heap[0]

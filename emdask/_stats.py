@@ -13,6 +13,8 @@ from typing import Any, Self
 
 import numpy as np
 
+from emdask._kernels import kth_largest
+
 
 @dataclass(frozen=True)
 class Stats:
@@ -80,8 +82,7 @@ def _at_least_kth(keys: np.ndarray, size: int) -> np.ndarray:
     """Positions of the keys not below the ``size``-th largest (all of them when there are fewer)."""
     if len(keys) <= size:
         return np.arange(len(keys))
-    threshold = np.partition(keys, len(keys) - size)[len(keys) - size]
-    return np.flatnonzero(keys >= threshold)
+    return np.flatnonzero(keys >= kth_largest(keys, size))
 
 
 def _largest(keys: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:

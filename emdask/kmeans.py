@@ -8,6 +8,7 @@ inertia, and the points farthest from their centres (to re-seed clusters that em
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,22 +46,22 @@ class KMeansModel:
     def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> KMeansStats:
         """Assign the chunk's rows to their nearest centre and sum what the M-step needs.
 
-        Few features: one fused compiled pass (``_kernels.lloyd_chunk``); many: distances as
+        Few features: one fused compiled pass (``_kernels.lloyd_chunk``) over blocks of
+        :data:`FUSED_ROWS` rows, whose labels and distances stay in cache; many: distances as
         matrix products in cache-sized blocks, each finished by compiled passes (``_kernels``).
         """
-        k = self.n_clusters
-        labels, dist2 = np.empty(len(x), dtype=np.intp), np.empty(len(x))
-        counts, sums = np.zeros(k), np.zeros((k, x.shape[1]))
-        weights = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
-        if x.shape[1] <= MAX_FEATURES:
-            inertia = lloyd_chunk(x, weights, np.ascontiguousarray(centres.T), labels, dist2, counts, sums)
+        k, (n, d) = self.n_clusters, x.shape
+        counts, sums = np.zeros(k), np.zeros((k, d))
+        weights = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+        if d <= MAX_FEATURES:
+            blocks = _fused_blocks(x, weights, centres, counts, sums)
         else:
-            inertia = 0.0
-            for rows, block_labels, block_dist2 in nearest_blocks(x, centres):
-                labels[rows], dist2[rows] = block_labels, block_dist2
-                inertia += add_labelled(x[rows], weights[rows], block_labels, block_dist2, counts, sums)
-        keys = dist2 if w is None else np.where(weights > 0, dist2, -np.inf)
-        far = TopK.of(k, keys, offset, x, (labels, weights))
+            blocks = _blas_blocks(x, weights, centres, counts, sums)
+        inertia, far = 0.0, TopK.of(k, np.empty(0), offset, x[:0], (np.empty(0), np.empty(0)))
+        for rows, labels, dist2, part in blocks:
+            inertia += part
+            keys = dist2 if w is None else np.where(weights[rows] > 0, dist2, -np.inf)
+            far = far + TopK.of(k, keys, offset + rows.start, x[rows], (labels, weights[rows]))
         return KMeansStats(counts, sums, float(inertia), far)
 
     def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:
@@ -85,3 +86,33 @@ class KMeansModel:
 
     def shift(self, old: np.ndarray, new: np.ndarray) -> float:
         return float(((new - old) ** 2).sum())
+
+
+#: Rows per call of the fused kernel: their labels and distances (16 bytes a row) stay in the core's cache.
+FUSED_ROWS = 1 << 16
+
+
+def _fused_blocks(
+    x: np.ndarray, w: np.ndarray, centres: np.ndarray, counts: np.ndarray, sums: np.ndarray
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, float]]:
+    """Per block of rows: its slice, labels, exact distances and inertia; its counts and sums added in place."""
+    centres_t = np.ascontiguousarray(centres.T)
+    labels, dist2 = np.empty(min(len(x), FUSED_ROWS), np.intp), np.empty(min(len(x), FUSED_ROWS))
+    for start in range(0, len(x), FUSED_ROWS):
+        rows = slice(start, min(len(x), start + FUSED_ROWS))
+        m = rows.stop - start
+        inertia = lloyd_chunk(x[rows], w[rows], centres_t, labels[:m], dist2[:m], counts, sums)
+        yield rows, labels[:m], dist2[:m], inertia
+
+
+def _blas_blocks(
+    x: np.ndarray, w: np.ndarray, centres: np.ndarray, counts: np.ndarray, sums: np.ndarray
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, float]]:
+    """The same from distances as matrix products (``_linalg.nearest_blocks``), for many features, as one block:
+    its cache-sized blocks are small for large K, and merging far rows per block would cost more than it saves."""
+    labels, dist2 = np.empty(len(x), dtype=np.intp), np.empty(len(x))
+    inertia = 0.0
+    for rows, block_labels, block_dist2 in nearest_blocks(x, centres):
+        labels[rows], dist2[rows] = block_labels, block_dist2
+        inertia += add_labelled(x[rows], w[rows], block_labels, block_dist2, counts, sums)
+    yield slice(0, len(x)), labels, dist2, inertia
