@@ -39,6 +39,10 @@ K_CANDIDATES = (2, 4, 8, 16, 32, 64, 128, 256)
 #: k-means++ starts from at most this many colours drawn by count (all of them when there are fewer).
 INIT_SAMPLE = 100_000
 INITS = ("k-means++", "random")
+#: A PSNR target's search for K estimates each K's PSNR from this many pixels drawn from the histogram.
+SEARCH_SAMPLE = 200_000
+#: Below the chosen K, a candidate whose estimated PSNR is within this many dB of the target is fitted exactly.
+SEARCH_MARGIN = 0.25
 #: Restarts of a codebook fit: in memory on the histogram they cost little next to the reads, and the best of a
 #: few k-means++ starts is a better codebook than one.
 N_INIT = 4
@@ -76,7 +80,7 @@ class Histogram(Stats):
         """The histogram of (..., 3) uint8 pixels, counted in a dense table reused by this thread."""
         flat = np.ascontiguousarray(pixels).reshape(-1, 3)
         table = _counting_table()
-        seen = np.empty(len(flat), np.uint32)
+        seen = np.empty(min(len(flat), N_COLOURS), np.uint32)
         m = count_colours(flat, table, seen)
         colours = np.sort(seen[:m])
         counts = table[colours].astype(np.uint64)
@@ -90,6 +94,12 @@ class Histogram(Stats):
     @property
     def rgb(self) -> np.ndarray:
         return unpack(self.colours)
+
+    def drawn(self, size: int, rng: np.random.Generator) -> Histogram:
+        """``size`` pixels drawn at random from the counted ones: their distinct colours, counted by draws."""
+        picks, draws = np.unique(rng.choice(len(self.colours), size, p=self.counts / self.counts.sum()),
+                                 return_counts=True)
+        return Histogram(self.colours[picks], draws.astype(np.uint64))
 
     def check(self, where: str) -> None:
         """A stored histogram must be increasing colours with positive counts; raises ValueError naming ``where``."""
@@ -178,13 +188,16 @@ class Settings:
         return Settings(self.init, self.n_init, self.max_iter, self.tol, make_seed(self.random_state))
 
 
-def fit(histogram: Histogram, k: int, settings: Settings) -> Fit:
+def fit(histogram: Histogram, k: int, settings: Settings, sample: int | None = None) -> Fit:
     """Exact K-means (Lloyd) of the pixels that ``histogram`` counts, in memory, to convergence.
 
     ``tol`` is scikit-learn's, relative to the pixels' mean channel variance, so the fit stops
     where Lloyd over every pixel stops.  The best of ``n_init`` restarts (lowest inertia) is kept.
     K larger than the number of distinct colours gives a ``ConvergenceWarning`` and repeated colours.
+    ``sample``: fit ``sample`` pixels drawn from the histogram instead (an estimate, for the search over K).
     """
+    if sample is not None and sample < histogram.n_pixels:
+        histogram = histogram.drawn(sample, np.random.default_rng(make_seed(settings.random_state)))
     rgb, weights = histogram.rgb, histogram.counts.astype(np.float64)
     total = weights.sum()
     mean = weights @ rgb / total
@@ -230,51 +243,62 @@ def _initial(rgb: np.ndarray, weights: np.ndarray, k: int, init: Any, rng: np.ra
     if init == "random":
         return rgb[rng.choice(len(rgb), k, replace=len(rgb) < k, p=p)].astype(np.float64)
     if len(rgb) > INIT_SAMPLE:
-        picks, draws = np.unique(rng.choice(len(rgb), INIT_SAMPLE, p=p), return_counts=True)
-        return kmeans_plusplus(rgb[picks], draws.astype(np.float64), k, rng)
+        drawn = Histogram(pack(rgb), weights.astype(np.uint64)).drawn(INIT_SAMPLE, rng)
+        return kmeans_plusplus(drawn.rgb, drawn.counts.astype(np.float64), k, rng)
     return kmeans_plusplus(rgb, weights, k, rng)
 
 
 def search(
-    fit_all: Callable[[int, int], list[Fit]], psnr: float, candidates: Sequence[int], n_init: int
-) -> tuple[int, list[Fit], dict[int, float]]:
-    """The smallest K of ``candidates`` whose codebooks (``fit_all(K, restarts)``: one per group of images) reach
-    ``psnr`` dB over all the pixels together, by bisection (PSNR grows with K); no pixel is read.
+    fit_all: Callable[[int, int, int | None], list[Fit]], psnr: float, candidates: Sequence[int], n_init: int
+) -> tuple[int, list[Fit], dict[int, float], dict[int, float]]:
+    """The smallest K of ``candidates`` whose codebooks (``fit_all(K, restarts, sample)``: one per group of images)
+    reach ``psnr`` dB over all the pixels together; no pixel is read.
 
-    The bisection fits one restart per K; the chosen K is then fitted with ``n_init`` restarts, and
-    the better codebooks kept, so the target still holds.  Returns K, its fits and the pooled PSNR of
-    every K tried.  When no candidate reaches the target the largest is used, with a warning.
+    A bisection (PSNR grows with K) on fits to :data:`SEARCH_SAMPLE` pixels drawn from the
+    histograms estimates K cheaply; then K is fitted exactly with ``n_init`` restarts, and the
+    next larger K while the exact PSNR misses the target, and the next smaller K while its
+    estimate is within :data:`SEARCH_MARGIN` dB of the target and its exact fit reaches it.  So
+    the search costs about one exact fit of the chosen K.  Returns K, its fits, the exact PSNR
+    of every K fitted exactly and the estimates.  When no candidate reaches the target the
+    largest is used, with a warning.
     """
     usable = sorted(candidates)
-    tried: dict[int, list[Fit]] = {}
-    pooled: dict[int, float] = {}
+    estimated: dict[int, float] = {}
+    exact: dict[int, float] = {}
+    fits: dict[int, list[Fit]] = {}
+
+    def estimate(i: int) -> float:
+        k = usable[i]
+        if k not in estimated:
+            estimated[k] = _pooled(fit_all(k, 1, SEARCH_SAMPLE))
+            logger.debug("K=%d: PSNR about %.2f dB (estimated from a sample; target %.2f dB)", k, estimated[k], psnr)
+        return estimated[k]
 
     def reaches(i: int) -> bool:
         k = usable[i]
-        if k not in tried:
-            tried[k] = fit_all(k, 1)
-            pooled[k] = _pooled(tried[k])
-            logger.info("K=%d: PSNR %.2f dB over the set (target %.2f dB)", k, pooled[k], psnr)
-        return pooled[k] >= psnr
+        if k not in exact:
+            fits[k] = fit_all(k, n_init, None)
+            exact[k] = _pooled(fits[k])
+            logger.info("K=%d: PSNR %.2f dB over the set (target %.2f dB)", k, exact[k], psnr)
+        return exact[k] >= psnr
 
-    lo, hi = 0, len(usable)
+    lo, hi = 0, len(usable) - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if reaches(mid):
+        if estimate(mid) >= psnr:
             hi = mid
         else:
             lo = mid + 1
-    if lo == len(usable):
-        lo = len(usable) - 1
-        reaches(lo)
+    while not reaches(lo) and lo + 1 < len(usable):
+        lo += 1
+    if exact[usable[lo]] < psnr:
         logger.warning("no K among %s reaches PSNR %.2f dB; using K=%d (%.2f dB)", usable, psnr, usable[lo],
-                       pooled[usable[lo]])
+                       exact[usable[lo]])
+    else:
+        while lo > 0 and estimate(lo - 1) >= psnr - SEARCH_MARGIN and reaches(lo - 1):
+            lo -= 1
     k = usable[lo]
-    if n_init > 1:
-        restarted = fit_all(k, n_init)
-        if _pooled(restarted) > pooled[k]:
-            tried[k], pooled[k] = restarted, _pooled(restarted)
-    return k, tried[k], pooled
+    return k, fits[k], exact, estimated
 
 
 def _pooled(fits: Sequence[Fit]) -> float:

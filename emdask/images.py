@@ -59,7 +59,11 @@ logger = logging.getLogger("emdask")
 
 __all__ = ["K_CANDIDATES", "ImageSource", "append", "compress", "decompress", "fit_codebooks", "info", "write_pngs"]
 
+#: Codes are stored in TILE x TILE chunks; sources read in pieces (tiled TIFF, Zarr) are read in such tiles.
 TILE = 1024
+#: A source held in one block up to this many pixels is read whole, one task per read (a PNG or JPEG is decoded
+#: whole anyway); larger blocks are split into tiles, so no task holds more.
+BLOCK_PIXELS = 1 << 25
 SCHEMA = 2
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -87,7 +91,7 @@ def bit_accounting(n_pixels: int, k: int, channels: int = 3) -> dict[str, float]
 
 
 def _as_sources(images: Mapping[str, Any] | Iterable[ImageSource], taken: Iterable[str] = ()) -> list[ImageSource]:
-    """Checked (H, W, 3) uint8 images in tiles, with names unique and safe as Zarr keys (none of ``taken``)."""
+    """Checked (H, W, 3) uint8 images in read blocks, with names unique and safe as Zarr keys (none of ``taken``)."""
     items = _items(images)
     if not items:
         raise InputError("images must hold at least one image; got none")
@@ -104,8 +108,17 @@ def _as_sources(images: Mapping[str, Any] | Iterable[ImageSource], taken: Iterab
             n += 1
             name = f"{stem}_{n}"
         seen.add(name)
-        out.append(replace(item, name=name, pixels=pixels.rechunk((TILE, TILE, 3))))
+        out.append(replace(item, name=name, pixels=_read_blocks(pixels)))
     return out
+
+
+def _read_blocks(pixels: da.Array) -> da.Array:
+    """The image as it is read: one block when it is one of at most :data:`BLOCK_PIXELS` (splitting a decoded
+    file into tiles only adds tasks and copies), else tiles aligned with the codes' chunks."""
+    h, w, _ = pixels.shape
+    if pixels.npartitions == 1 and h * w <= BLOCK_PIXELS:
+        return pixels
+    return pixels.rechunk((TILE, TILE, 3))
 
 
 def _items(images: Mapping[str, Any] | Iterable[ImageSource]) -> list[ImageSource]:
@@ -127,10 +140,12 @@ class CodebookFit:
     fits: list[cb.Fit]
     histogram: Histogram
     psnr_target: float | None = None
-    psnr_tried: dict[int, float] = field(default_factory=dict)
+    psnr_tried: dict[int, float] = field(default_factory=dict)  # exact, of each K fitted to every pixel
+    psnr_estimated: dict[int, float] = field(default_factory=dict)  # of each K fitted to a sample in the search
 
     def summary(self) -> dict[str, Any]:
-        return {**cb.fit_summary(self.fits), "psnr_tried": {str(k): v for k, v in self.psnr_tried.items()}}
+        return {**cb.fit_summary(self.fits), "psnr_tried": {str(k): v for k, v in self.psnr_tried.items()},
+                "psnr_estimated": {str(k): v for k, v in self.psnr_estimated.items()}}
 
 
 def _counted(message: str, *values: Any) -> None:
@@ -176,8 +191,8 @@ def fit_codebooks(
         (histogram,) = dask.compute(histograms[0])
         _counted("counted %d distinct colours in %d pixels", len(histogram.colours), histogram.n_pixels)
 
-        def fit_all(k: int, restarts: int) -> list[cb.Fit]:
-            return [cb.fit(histogram, k, replace(settings, n_init=restarts))]
+        def fit_all(k: int, restarts: int, sample: int | None = None) -> list[cb.Fit]:
+            return [cb.fit(histogram, k, replace(settings, n_init=restarts), sample)]
     else:
         total = tree_sum(histograms)
         if psnr is None:  # one read: each image's histogram and its fit stay on the cluster
@@ -187,19 +202,21 @@ def fit_codebooks(
             histogram = histogram.compute()
         _counted("counted %d distinct colours in %d pixels", len(histogram.colours), histogram.n_pixels)
 
-        def fit_all(k: int, restarts: int) -> list[cb.Fit]:
+        def fit_all(k: int, restarts: int, sample: int | None = None) -> list[cb.Fit]:
             restarted = replace(settings, n_init=restarts)
-            return list(dask.compute(*[dask.delayed(cb.fit)(h, k, restarted) for h in histograms]))
+            return list(dask.compute(*[dask.delayed(cb.fit)(h, k, restarted, sample) for h in histograms]))
 
     tried: dict[int, float] = {}
+    estimated: dict[int, float] = {}
     if psnr is None:
         k = n_colours
         if not per_image:
             fits = fit_all(k, settings.n_init)
     else:
-        k, fits, tried = cb.search(fit_all, psnr, candidates, settings.n_init)
+        k, fits, tried, estimated = cb.search(fit_all, psnr, candidates, settings.n_init)
     books = {s.name: f.codebook for group, f in zip(groups, fits) for s in group}
-    return CodebookFit(k, per_image, books, list(fits), histogram, None if psnr is None else float(psnr), tried)
+    return CodebookFit(k, per_image, books, list(fits), histogram, None if psnr is None else float(psnr), tried,
+                       estimated)
 
 
 def compress(
@@ -268,8 +285,8 @@ def _write_codebooks(
     else:
         paths = {s.name: shared for s in sources}
         n_iter = {s.name: fit.fits[0].n_iter for s in sources}
-    for s in sources:
-        _write_codebook(root, paths[s.name], fit.codebooks[s.name])
+    for path, name in {paths[s.name]: s.name for s in sources}.items():
+        _write_codebook(root, path, fit.codebooks[name])
     return paths, n_iter
 
 
@@ -278,11 +295,11 @@ def _write_codebook(root: zarr.Group, path: str, codebook: np.ndarray) -> None:
                       overwrite=True)
 
 
-def _codes_array(root: zarr.Group, source: ImageSource, codebook: np.ndarray) -> zarr.Array:
+def _codes_array(root: zarr.Group, name: str, shape: tuple[int, ...], codebook: np.ndarray) -> zarr.Array:
     """The image's group with its OME-Zarr labels metadata, and its empty (H, W) codes array."""
-    h, w, _ = source.pixels.shape
+    h, w = shape[:2]
     labels = root.create_group(
-        f"images/{source.name}/labels", attributes={"ome": {"version": "0.5", "labels": ["codes"]}}, overwrite=True
+        f"images/{name}/labels", attributes={"ome": {"version": "0.5", "labels": ["codes"]}}, overwrite=True
     )
     ome = {
         "version": "0.5",
@@ -306,6 +323,7 @@ def _codes_array(root: zarr.Group, source: ImageSource, codebook: np.ndarray) ->
         compressors=[ZstdCodec(level=3)],
         dimension_names=["y", "x"],
         overwrite=True,
+        config={"write_empty_chunks": True},  # codes are rarely all 0, and the check cost half of each write
     )
 
 
@@ -333,22 +351,24 @@ def _encode_into(
     pixels_per_book = {path: _n_pixels([s for s in sources if paths[s.name] == path]) for path in books}
     # one colour table per codebook, built in one task and moved to each worker that needs it
     tables = {path: dask.delayed(cb.table_for)(book, pixels_per_book[path]) for path, book in books.items()}
+    root.require_group("images")
     image_sse, histograms, targets = [], [], []
+    # traverse=False: the arguments hold no collections to look for, and 1000s of tiles make that costly
+    encode = dask.delayed(_encode_block, nout=2, pure=True, traverse=False)
     for s in sources:
         book = books[paths[s.name]]
-        target = _codes_array(root, s, book)
+        # each image's metadata is written by a task of its own, so the workers write it side by side
+        target = dask.delayed(_codes_array, pure=True, traverse=False)(root, s.name, s.pixels.shape, book)
         targets.append(target)
         ys, xs = np.cumsum((0,) + s.pixels.chunks[0]), np.cumsum((0,) + s.pixels.chunks[1])
         sses = []
         for (i, j, _), block in np.ndenumerate(s.pixels.to_delayed()):
             region = (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
-            # traverse=False: the arguments hold no collections to look for, and 1000s of tiles make that costly
-            encode = dask.delayed(_encode_block, nout=2, pure=True, traverse=False)
             sse, hist = encode(block, book, tables[paths[s.name]], target, region, count)
             sses.append(sse)
             histograms.append(hist)
         image_sse.append(dask.delayed(sum)(sses))
-    sse_values, histogram = dask.compute(image_sse, tree_sum(histograms) if count else None)
+    sse_values, targets, histogram = dask.compute(image_sse, targets, tree_sum(histograms) if count else None)
     _counted("encoded %d images", len(sources))
     summaries = []
     for s, target, sse in zip(sources, targets, sse_values):

@@ -135,9 +135,8 @@ def probe(path: str, color: Color = "strict") -> _LazyFile:
 
 
 def _lazy(file: _LazyFile) -> da.Array:
-    chunks = (TILE, TILE, 3) if file.tiled else file.shape
-    arr = da.from_array(file, chunks=chunks, meta=np.empty((0, 0, 0), np.uint8), name=f"read-{file.path}-{file.shape}")
-    return arr.rechunk((TILE, TILE, 3)) if not file.tiled else arr
+    chunks = (TILE, TILE, 3) if file.tiled else file.shape  # a file that is not tiled is decoded whole
+    return da.from_array(file, chunks=chunks, meta=np.empty((0, 0, 0), np.uint8), name=f"read-{file.path}-{file.shape}")
 
 
 def list_files(sources: Iterable[str | os.PathLike[str]], pattern: str = "**/*") -> list[str]:

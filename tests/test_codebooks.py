@@ -124,7 +124,8 @@ def test_compress_reads_each_file_twice_whatever_k_and_iterations(tmp_path, monk
     sources, _ = read_images([PHOTOS])
     with dask.config.set(scheduler="threads"):
         summary = images.compress(sources, tmp_path / "a.zarr", psnr=40.0, candidates=(2, 8, 32, 64), random_state=0)
-    assert summary["k"] == 64 and len(summary["fit"]["psnr_tried"]) >= 2  # several K fitted, many iterations
+    fitted = set(summary["fit"]["psnr_tried"]) | set(summary["fit"]["psnr_estimated"])
+    assert summary["k"] == 64 and len(fitted) >= 2  # several K fitted (exactly or to a sample), many iterations
     assert {name for name, _ in reads} == {p.name for p in PHOTOS.iterdir()}
     assert set(Counter(reads).values()) == {2}
 
@@ -247,3 +248,28 @@ def test_killed_append_leaves_the_set_as_it_was_and_a_rerun_completes_it(tmp_pat
     assert info["codebooks"] == ["codebooks/0", "codebooks/1"]
     assert sorted(p.name for p in (out / "histogram").iterdir() if p.is_dir()) == [info["histogram"].split("/")[1]]
     np.testing.assert_array_equal(images.decompress(out, "coffee").compute(), coffee)
+
+
+@pytest.mark.parametrize(
+    ("estimates", "exact", "chosen", "fitted"),
+    [
+        # the estimate of K=8 is low: K=16 is fitted exactly, then K=8 (within the margin), then K=4 is not
+        ({2: 20.0, 4: 24.2, 8: 26.6, 16: 30.0}, {2: 20.0, 4: 24.0, 8: 27.0, 16: 30.1}, 8, {16, 8}),
+        # the estimate of K=8 is high: its exact fit misses the target, so K=16
+        ({2: 20.0, 4: 24.2, 8: 27.0, 16: 30.0}, {2: 20.0, 4: 24.0, 8: 26.5, 16: 30.1}, 16, {8, 16}),
+        # nothing reaches the target: the largest, fitted exactly
+        ({2: 20.0, 4: 21.0, 8: 22.0, 16: 23.0}, {2: 20.0, 4: 21.0, 8: 22.0, 16: 23.0}, 16, {16}),
+    ],
+)
+def test_search_estimates_k_from_a_sample_and_settles_it_exactly(estimates, exact, chosen, fitted, caplog):
+    def fake(k: int, restarts: int, sample: int | None) -> list[codebooks.Fit]:
+        psnr = estimates[k] if sample else exact[k]
+        n = 1000
+        sse = 255.0**2 * 3 * n / 10 ** (psnr / 10)
+        return [codebooks.Fit(np.zeros((k, 3), np.uint8), np.zeros((k, 3)), 1, True, sse, [sse], sse, n)]
+
+    k, fits, tried, estimated = codebooks.search(fake, 26.8, [2, 4, 8, 16], n_init=4)
+    assert k == chosen and set(tried) == fitted
+    assert tried[k] == pytest.approx(exact[k]) and fits[0].psnr == pytest.approx(exact[k])
+    assert set(estimated) <= set(estimates)
+    assert ("no K among" in caplog.text) == (max(exact.values()) < 26.8)
