@@ -18,6 +18,11 @@ from emdask._validation import as_rows, as_weights
 from emdask.errors import InputError
 
 
+def axis_names(key: str, ndim: int) -> list[str]:
+    """Names for the axes of an array with no shared meaning: ``<key>_0``, ``<key>_1``, ..."""
+    return [f"{key.rstrip('_')}_{i}" for i in range(ndim)]
+
+
 @dataclass(frozen=True)
 class Plan:
     """How an estimator fits: its model, its restarts, each restart's start (``initial(restart, passes)``) and the
@@ -123,14 +128,16 @@ class BaseEstimator(ABC):
 
         return Checkpoint(path, fingerprint(self, X, weights), self._params_class)
 
-    def save(self, store: Any, *, overwrite: bool = False) -> None:
+    def save(self, store: Any, *, overwrite: bool = False, storage_options: dict[str, Any] | None = None) -> None:
         """Write the fitted model to a Zarr store (a path, a ``.zip`` path, an fsspec URL or a Store).
 
         The store appears complete or not at all; an existing one is replaced only with ``overwrite=True``.
-        Its fitted arrays are Zarr arrays; its parameters, fitted scalars and history are JSON attributes.
+        Its fitted arrays are Zarr arrays with dimension names (``xarray.open_zarr`` opens it); its
+        parameters, fitted scalars and history are JSON attributes.  ``storage_options`` (endpoint,
+        credentials) are for an fsspec URL.
         """
         from emdask import __version__
-        from emdask.store import SCHEMA_VERSION, mark_complete, to_json, write_group
+        from emdask.store import SCHEMA_VERSION, at, mark_complete, to_json, write_group
 
         self._check_fitted()
         params: dict[str, Any] = {}
@@ -152,12 +159,22 @@ class BaseEstimator(ABC):
             "fitted": {key: to_json(getattr(self, key)) for key in self._fitted_scalars},
             "history": to_json(self.history_),
         }
-        with write_group(store, overwrite=overwrite, meta=meta) as group:
+        with write_group(at(store, storage_options), overwrite=overwrite, meta=meta) as group:
             for key in self._fitted_arrays:
-                group.create_array(key, data=np.ascontiguousarray(getattr(self, key)))
+                value = np.ascontiguousarray(getattr(self, key))
+                group.create_array(key, data=value, dimension_names=self._dimensions(key, value.ndim))
             for key, value in array_params.items():
-                group.create_array(f"params/{key}", data=value)
+                group.create_array(f"params/{key}", data=value, dimension_names=axis_names(key, value.ndim))
             mark_complete(group)
+
+    #: The dimension names of each fitted array (its leading ones when it has fewer axes).
+    _array_dimensions: dict[str, tuple[str, ...]] = {}
+
+    def _dimensions(self, key: str, ndim: int) -> list[str]:
+        """The dimension names of the fitted array ``key`` with ``ndim`` axes: shared names (``component``,
+        ``feature``) line the arrays up in xarray."""
+        names = self._array_dimensions.get(key)
+        return list(names[:ndim]) if names is not None and len(names) >= ndim else axis_names(key, ndim)
 
     @classmethod
     def _from_group(cls, group: Any, meta: dict[str, Any], target: Any) -> Self:

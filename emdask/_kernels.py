@@ -406,3 +406,28 @@ def kth_largest(keys: np.ndarray, size: int) -> float:
                 i = child
             heap[i] = v
     return heap[0]
+
+
+@numba.njit(nogil=True, cache=True)
+def decoded_means(codes: np.ndarray, codebook: np.ndarray, factor: int, out: np.ndarray) -> None:
+    """``out`` (3, ceil(H / factor), ceil(W / factor)) uint8: the mean colour of ``codebook[codes]`` over each
+    ``factor`` x ``factor`` window of the (H, W) codes (the windows at the edges hold fewer pixels), rounded.
+
+    A reduced view of the stored image, made from the codes without decoding them into an (H, W, 3) array.
+    """
+    h, w = codes.shape
+    for oy in range(out.shape[1]):
+        y0, y1 = oy * factor, min(h, (oy + 1) * factor)
+        for ox in range(out.shape[2]):
+            x0, x1 = ox * factor, min(w, (ox + 1) * factor)
+            r = g = b = 0.0
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    c = codes[y, x]
+                    r += codebook[c, 0]
+                    g += codebook[c, 1]
+                    b += codebook[c, 2]
+            n = (y1 - y0) * (x1 - x0)
+            out[0, oy, ox] = np.uint8(np.floor(r / n + 0.5))
+            out[1, oy, ox] = np.uint8(np.floor(g / n + 0.5))
+            out[2, oy, ox] = np.uint8(np.floor(b / n + 0.5))

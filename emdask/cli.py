@@ -6,9 +6,11 @@ import logging
 import sys
 from pathlib import Path
 
+from emdask.arguments import storage_args, storage_options
 from emdask.errors import InputError, one_line_errors
 from emdask.report import as_text, image_set_rows
 from emdask.runtime import dask_cluster
+from emdask.store import at
 
 DESCRIPTION = """\
 Compress photos to K colours with exact K-means over all their pixels, on a Dask cluster, into a
@@ -56,16 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-iter", type=int, default=300, help="maximum K-means iterations")
     c.add_argument("--seed", type=int, default=0, help="random seed")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    storage_args(c)
     _cluster_args(c)
 
     d = sub.add_parser("decompress", help="write the images of a set as PNG files")
     d.add_argument("store", help="a Zarr image set written by emdask compress")
     d.add_argument("-o", "--output", required=True, help="directory for the PNG files")
+    storage_args(d)
 
     i = sub.add_parser("info", help="show the accounting of an image set (and draw it)")
     i.add_argument("store", help="a Zarr image set written by emdask compress")
     i.add_argument("--plot", nargs="?", const="", metavar="DIR",
-                   help="write contact_sheet.png and convergence.png (default: beside the store)")
+                   help="write contact_sheet.png and convergence.png (default: <store>.plots beside a local store, "
+                        "in the current folder for a URL)")
+    storage_args(i)
     return parser
 
 
@@ -117,25 +123,28 @@ def _compress(args: argparse.Namespace) -> int:
     except ValueError:
         raise InputError(f"--candidates must be comma-separated integers; got {args.candidates!r}") from None
     log = logging.getLogger("emdask")
+    options = storage_options(args.storage_option)
     sources, skipped = read_images(
-        args.sources, pattern=args.pattern, color=args.color, on_error="skip" if args.skip_unreadable else "raise"
+        args.sources, pattern=args.pattern, color=args.color, on_error="skip" if args.skip_unreadable else "raise",
+        storage_options=options,
     )
     log.info("read %d image headers (%d skipped)", len(sources), len(skipped))
     fit = {"random_state": args.seed, "max_iter": args.max_iter, "n_init": args.n_init}
     if args.refit_below is not None and not args.append:
         raise InputError("--refit-below goes with --append")
-    append = args.append and images.is_image_set(args.output)  # checked before any cluster starts
+    output = at(args.output, options) if "://" in args.output else args.output
+    append = args.append and images.is_image_set(output)  # checked before any cluster starts
     if append and (args.psnr is not None or args.per_image or args.overwrite):
         raise InputError("--append adds to an existing set with its own K and codebooks: "
                          "--psnr, --per-image and --overwrite do not go with it")
     with dask_cluster(args.scheduler, args.workers, args.memory_limit), ProgressBars(len(sources)):
         if append:
-            summary = images.append(sources, args.output, refit_below=args.refit_below, n_colours=args.colours,
+            summary = images.append(sources, output, refit_below=args.refit_below, n_colours=args.colours,
                                     skipped=skipped, **fit)
         else:
             summary = images.compress(
                 sources,
-                args.output,
+                output,
                 n_colours=16 if args.colours is None else args.colours,
                 psnr=args.psnr,
                 candidates=candidates,
@@ -152,7 +161,7 @@ def _compress(args: argparse.Namespace) -> int:
 def _decompress(args: argparse.Namespace) -> int:
     from emdask import images
 
-    for path in images.write_pngs(args.store, args.output):
+    for path in images.write_pngs(args.store, args.output, storage_options(args.storage_option)):
         print(path)
     return 0
 
@@ -160,18 +169,19 @@ def _decompress(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from emdask import images
 
-    summary = images.info(args.store)
+    store = at(args.store, storage_options(args.storage_option)) if "://" in args.store else args.store
+    summary = images.info(store)
     print(as_text(image_set_rows(summary)))
     for im in summary["images"]:
         print(f"  {im['name']}: {im['shape'][1]}x{im['shape'][0]}, PSNR {im['psnr_db']:.2f} dB, "
               f"{im['accounting']['bytes_codes']:,} bytes, from {im.get('source') or '(memory)'}")
     if args.plot is not None:
-        from emdask.plots import contact_sheet, convergence_plot
+        from emdask.plots import contact_sheet, convergence_plot, default_folder
 
-        out = Path(args.plot) if args.plot else Path(f"{str(args.store).rstrip('/')}.plots")
+        out = Path(args.plot) if args.plot else default_folder(args.store)
         out.mkdir(parents=True, exist_ok=True)
-        print(contact_sheet(args.store, out / "contact_sheet.png"))
-        print(convergence_plot(args.store, out / "convergence.png"))
+        print(contact_sheet(store, out / "contact_sheet.png"))
+        print(convergence_plot(store, out / "convergence.png"))
     return 0
 
 

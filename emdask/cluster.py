@@ -186,6 +186,7 @@ class KMeans(BaseEstimator):
 
     _fitted_attribute = "cluster_centers_"
     _fitted_arrays = ("cluster_centers_",)
+    _array_dimensions = {"cluster_centers_": ("cluster", "feature")}
     _fitted_scalars = ("inertia_", "n_iter_", "converged_", "n_features_in_")
 
     def predict(self, X: Any) -> np.ndarray | da.Array:

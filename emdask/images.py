@@ -7,10 +7,13 @@ Layout (a Zarr v3 group; readable with plain ``zarr`` or ``xarray``)::
       codebooks/<v>                 (K, 3) uint8 RGB colours, version v       (shared codebooks)
       histogram/<id>/colours        (m,) uint32 0xRRGGBB, increasing          (every pixel of the set)
       histogram/<id>/counts         (m,) uint64 pixels of each colour
-      images/<name>/                attrs["emdask"]: source (with its size and mtime), shape, codebook (its path
-                                    from the root), codebook_version, sse, psnr_db, accounting
+      images/<name>/                an OME-Zarr 0.5 image (multiscales, omero), attrs["emdask"]: source (with its
+                                    size and mtime), shape, codebook (its path from the root), codebook_version,
+                                    sse, psnr_db, accounting
+        0, 1, ...                   (3, H/8, W/8) uint8 RGB view averaged from the codes, then halved per level
         codebook                    (K, 3) uint8                              (per-image codebooks)
-        labels/codes/0              (H, W) uint8 codes (uint16 when K > 256), 2-D tiles, zstd; OME-Zarr 0.5 labels
+        labels/codes/0, 1, ...      (H, W) uint8 codes (uint16 when K > 256), 2-D tiles, zstd: the image's OME-Zarr
+                                    label image, coloured by the codebook; more levels only beyond 4096 pixels
 
 An image is restored exactly as ``root[codebook][codes]``.  Compressing a set reads its pixels
 twice, whatever K and however many iterations: once to count the colours (the fit then runs in
@@ -46,6 +49,7 @@ from emdask.errors import InputError
 from emdask.store import (
     StoreError,
     Target,
+    at,
     check_writable,
     mark_complete,
     read_array,
@@ -64,6 +68,10 @@ TILE = 1024
 #: A source held in one block up to this many pixels is read whole, one task per read (a PNG or JPEG is decoded
 #: whole anyway); larger blocks are split into tiles, so no task holds more.
 BLOCK_PIXELS = 1 << 25
+#: Each image's RGB view for viewers is 1/PREVIEW of its resolution (1/64 of its pixels, beside 1 byte of code each).
+PREVIEW = 8
+#: Codes larger than this on a side get coarser levels too (what viewers of large scans need).
+LABEL_SIDE = 4096
 SCHEMA = 2
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -225,6 +233,7 @@ def compress(
     *,
     overwrite: bool = False,
     skipped: Iterable[str] = (),
+    storage_options: Mapping[str, Any] | None = None,
     **fit: Any,
 ) -> dict[str, Any]:
     """Compress images to K colours by exact K-means over all their pixels and write one image set at ``store``.
@@ -236,9 +245,11 @@ def compress(
     of all images), ``init``, ``n_init``, ``random_state``, ``max_iter``, ``tol``.  Two reads of the
     pixels in all.  K larger than the number of distinct colours gives a
     :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.  ``skipped`` (files left
-    out by the reader) is recorded.  Returns the set's summary (also stored in its attributes).
+    out by the reader) is recorded.  ``storage_options`` (endpoint, credentials) are for an fsspec URL
+    ``store``.  Returns the set's summary (also stored in its attributes).
     """
     sources = _as_sources(images)
+    store = at(store, storage_options)
     check_writable(store, overwrite=overwrite)  # before the fit, not after hours of it
     return write_set(sources, store, fit_codebooks(sources, **fit), overwrite=overwrite, skipped=skipped)
 
@@ -295,49 +306,116 @@ def _write_codebook(root: zarr.Group, path: str, codebook: np.ndarray) -> None:
                       overwrite=True)
 
 
-def _codes_array(root: zarr.Group, name: str, shape: tuple[int, ...], codebook: np.ndarray) -> zarr.Array:
-    """The image's group with its OME-Zarr labels metadata, and its empty (H, W) codes array."""
-    h, w = shape[:2]
-    labels = root.create_group(
-        f"images/{name}/labels", attributes={"ome": {"version": "0.5", "labels": ["codes"]}}, overwrite=True
-    )
-    ome = {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "name": "codes",
-                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
-                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0]}]}],
-            }
-        ],
-        "image-label": {
-            "colors": [{"label-value": i, "rgba": [*map(int, c), 255]} for i, c in enumerate(codebook)],
-        },
+def _levels(h: int, w: int) -> int:
+    """Resolution levels of an image's views: one, unless the codes are larger than :data:`LABEL_SIDE` on a side
+    (then halved until they are not), so viewers never load a huge level whole."""
+    n = 1
+    while max(h, w) > LABEL_SIDE * 2 ** (n - 1):
+        n += 1
+    return n
+
+
+def _multiscale(name: str, axes: list[dict[str, str]], factors: list[int]) -> dict[str, Any]:
+    """OME-Zarr 0.5 multiscale metadata: level ``i`` at path ``"i"``, ``factors[i]`` pixels per pixel in y and x."""
+    channel = [1.0] if axes[0]["type"] == "channel" else []
+    return {
+        "name": name,
+        "axes": axes,
+        "datasets": [{"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": [*channel, f, f]}]}
+                     for i, f in enumerate(map(float, factors))],
     }
-    codes_group = labels.create_group("codes", attributes={"ome": ome})
-    return codes_group.create_array(
-        "0",
-        shape=(h, w),
-        dtype=np.uint8 if len(codebook) <= 256 else np.uint16,
-        chunks=(min(TILE, h), min(TILE, w)),
-        compressors=[ZstdCodec(level=3)],
-        dimension_names=["y", "x"],
-        overwrite=True,
-        config={"write_empty_chunks": True},  # codes are rarely all 0, and the check cost half of each write
-    )
+
+
+def _image_arrays(
+    root: zarr.Group, name: str, shape: tuple[int, ...], codebook: np.ndarray
+) -> tuple[zarr.Array, zarr.Array]:
+    """One image of the set as an OME-Zarr 0.5 image that viewers show: a small RGB view (1 / :data:`PREVIEW` of
+    the resolution, averaged from the codes) with its own levels, and beneath it the full-resolution codes as its
+    label image, coloured by the codebook.  Returns the empty codes and view arrays of the first level; the
+    encoding read fills them, and :func:`_fill_levels` the other levels, if any."""
+    h, w = shape[:2]
+    n = _levels(h, w)
+    space = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    image = root.require_group(f"images/{name}")  # it may hold the image's own codebook already
+    image.attrs.update({"ome": {
+        "version": "0.5",
+        "multiscales": [_multiscale(name, [{"name": "c", "type": "channel"}, *space],
+                                    [PREVIEW * 2**i for i in range(n)])],
+        "omero": {"rdefs": {"model": "color"}, "channels": [
+            {"label": label, "color": colour, "active": True, "window": {"start": 0, "end": 255, "min": 0, "max": 255}}
+            for label, colour in (("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF"))]},
+    }})
+    views = [
+        image.create_array(str(i), shape=(3, -(-h // f), -(-w // f)), dtype=np.uint8,
+                           chunks=(3, TILE // PREVIEW, TILE // PREVIEW),  # one tile of codes makes one chunk
+                           compressors=[ZstdCodec(level=3)], dimension_names=["c", "y", "x"], overwrite=True)
+        for i, f in enumerate(PREVIEW * 2**i for i in range(n))
+    ]
+    labels = image.create_group("labels", attributes={"ome": {"version": "0.5", "labels": ["codes"]}},
+                                overwrite=True)
+    codes_group = labels.create_group("codes", attributes={"ome": {
+        "version": "0.5",
+        "multiscales": [_multiscale("codes", space, [2**i for i in range(n)])],
+        "image-label": {
+            "version": "0.5",
+            "colors": [{"label-value": i, "rgba": [*map(int, c), 255]} for i, c in enumerate(codebook)],
+            "source": {"image": "../../"},
+        },
+    }})
+    codes = [
+        codes_group.create_array(
+            str(i), shape=(-(-h // f), -(-w // f)), dtype=np.uint8 if len(codebook) <= 256 else np.uint16,
+            chunks=(TILE, TILE), compressors=[ZstdCodec(level=3)], dimension_names=["y", "x"],
+            config={"write_empty_chunks": True},  # codes are rarely all 0, and the check cost half of each write
+        )
+        for i, f in enumerate(2**i for i in range(n))
+    ]
+    return codes[0], views[0]
+
+
+def _fill_levels(root: zarr.Group, name: str) -> None:
+    """The coarser levels of a large image, each from the one before: codes by taking every other pixel, the
+    view by averaging 2 x 2 pixels (in Dask tasks, so no level is held whole)."""
+    image = root[f"images/{name}"]
+    assert isinstance(image, zarr.Group)
+    n = _levels(*_array(image, "labels/codes/0").shape)
+    for i in range(1, n):
+        codes = da.from_zarr(_array(image, f"labels/codes/{i - 1}"))
+        da.store(codes[::2, ::2].rechunk(TILE), _array(image, f"labels/codes/{i}"), lock=False)  # type: ignore[arg-type]
+        view = da.from_zarr(_array(image, str(i - 1))).astype(np.float64)
+        view = da.pad(view, ((0, 0), (0, view.shape[1] % 2), (0, view.shape[2] % 2)), mode="edge")
+        halved = da.coarsen(np.mean, view, {1: 2, 2: 2})
+        target = _array(image, str(i))
+        da.store(da.floor(halved + 0.5).astype(np.uint8).rechunk(target.chunks), target,  # type: ignore[arg-type]
+                 lock=False)
+
+
+def _array(group: zarr.Group, key: str) -> zarr.Array:
+    node = group[key]
+    assert isinstance(node, zarr.Array), key
+    return node
 
 
 def _encode_block(
-    block: np.ndarray, codebook: np.ndarray, table: np.ndarray, target: zarr.Array, region: tuple[slice, slice],
-    count: bool,
+    block: np.ndarray, codebook: np.ndarray, table: np.ndarray, targets: tuple[zarr.Array, zarr.Array],
+    region: tuple[slice, slice], count: bool,
 ) -> tuple[float, Histogram | None]:
-    """Code one tile of pixels, write its codes, and return its sum of squared errors (and its histogram)."""
-    from emdask._kernels import encode_pixels
+    """Code one tile of pixels, write its codes and its part of the small view, and return its sum of squared
+    errors (and its histogram)."""
+    from emdask._kernels import decoded_means, encode_pixels
 
+    codes_array, view_array = targets
     pixels = np.ascontiguousarray(block).reshape(-1, 3)
-    codes = np.empty(len(pixels), target.dtype)
+    codes = np.empty(len(pixels), codes_array.dtype)
     sse = encode_pixels(pixels, codebook.astype(np.float64), table, codes)
-    target[region] = codes.reshape(block.shape[:2])
+    h, w = block.shape[:2]
+    grid = codes.reshape(h, w)
+    codes_array[region] = grid
+    ys, xs = region
+    vh, vw = -(-h // PREVIEW), -(-w // PREVIEW)
+    view = np.empty((3, vh, vw), np.uint8)
+    decoded_means(grid, codebook, PREVIEW, view)
+    view_array[:, ys.start // PREVIEW: ys.start // PREVIEW + vh, xs.start // PREVIEW: xs.start // PREVIEW + vw] = view
     return float(sse), Histogram.of(pixels) if count else None
 
 
@@ -358,7 +436,7 @@ def _encode_into(
     for s in sources:
         book = books[paths[s.name]]
         # each image's metadata is written by a task of its own, so the workers write it side by side
-        target = dask.delayed(_codes_array, pure=True, traverse=False)(root, s.name, s.pixels.shape, book)
+        target = dask.delayed(_image_arrays, pure=True, traverse=False, nout=2)(root, s.name, s.pixels.shape, book)
         targets.append(target)
         ys, xs = np.cumsum((0,) + s.pixels.chunks[0]), np.cumsum((0,) + s.pixels.chunks[1])
         sses = []
@@ -369,9 +447,12 @@ def _encode_into(
             histograms.append(hist)
         image_sse.append(dask.delayed(sum)(sses))
     sse_values, targets, histogram = dask.compute(image_sse, targets, tree_sum(histograms) if count else None)
+    for s in sources:
+        if _levels(*s.pixels.shape[:2]) > 1:
+            _fill_levels(root, s.name)
     _counted("encoded %d images", len(sources))
     summaries = []
-    for s, target, sse in zip(sources, targets, sse_values):
+    for s, (target, _), sse in zip(sources, targets, sse_values):
         h, w, _ = s.pixels.shape
         book = books[paths[s.name]]
         summary = {
@@ -402,9 +483,7 @@ def _encode_into(
 
 def _stored(root: zarr.Group, path: str) -> int:
     """Bytes that the array at ``path`` takes in the store (its chunks and metadata)."""
-    array = root[path]
-    assert isinstance(array, zarr.Array)
-    return int(array.nbytes_stored())
+    return int(_array(root, path).nbytes_stored())
 
 
 def _version(path: str) -> int | None:
@@ -463,6 +542,7 @@ def append(
     random_state: Any = None,
     max_iter: int = 300,
     tol: float = 1e-4,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Add the images not yet in the image set ``store``; returns the set's summary with ``appended`` (new names).
 
@@ -477,6 +557,7 @@ def append(
     is killed leaves the set as it was.  ``n_colours``, if given, must be the set's K.
     """
     settings = cb.Settings(init, n_init, max_iter, tol, random_state).checked()
+    store = at(store, storage_options)
     if refit_below is not None and not (isinstance(refit_below, (int, float)) and refit_below > 0):
         raise InputError(f"refit_below must be a positive number of dB; got {refit_below!r}")
     with update_group(store) as root:
@@ -578,8 +659,9 @@ def _stored_histogram(root: zarr.Group, meta: dict[str, Any], store: Target) -> 
     return histogram
 
 
-def is_image_set(store: Target) -> bool:
+def is_image_set(store: Target, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether ``store`` holds a complete image set (True) or nothing yet (False); anything else is an error."""
+    store = at(store, storage_options)
     try:
         info(store)
     except StoreError as exc:
@@ -591,13 +673,15 @@ def is_image_set(store: Target) -> bool:
     return True
 
 
-def histogram(store: Target) -> Histogram:
+def histogram(store: Target, storage_options: Mapping[str, Any] | None = None) -> Histogram:
     """The colour histogram of every pixel of an image set (what its codebooks are fitted to)."""
+    store = at(store, storage_options)
     return read_snapshot(store, "image-set", lambda root, meta: _stored_histogram(root, meta, store))
 
 
-def info(store: Target) -> dict[str, Any]:
+def info(store: Target, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The stored summary of an image set: the set's accounting and each image's."""
+    store = at(store, storage_options)
 
     def read(root: zarr.Group, meta: dict[str, Any]) -> dict[str, Any]:
         images = [dict(root[f"images/{name}"].attrs["emdask"]) for name in meta["images"]]  # type: ignore[arg-type]
@@ -606,11 +690,14 @@ def info(store: Target) -> dict[str, Any]:
     return read_snapshot(store, "image-set", read)
 
 
-def decompress(store: Target, name: str | None = None) -> da.Array:
+def decompress(
+    store: Target, name: str | None = None, storage_options: Mapping[str, Any] | None = None
+) -> da.Array:
     """One stored image as a lazy (H, W, 3) uint8 Dask array: ``codebook[codes]`` tile by tile.
 
     ``name`` may be left out when the set holds one image.
     """
+    store = at(store, storage_options)
     root, meta = read_group(store, "image-set")
     names = meta["images"]
     if name is None:
@@ -625,8 +712,11 @@ def decompress(store: Target, name: str | None = None) -> da.Array:
     return da.map_blocks(lambda c: codebook[c], codes, new_axis=2, chunks=codes.chunks + ((3,),), dtype=np.uint8)
 
 
-def write_pngs(store: Target, out_dir: str | os.PathLike[str]) -> list[Path]:
+def write_pngs(
+    store: Target, out_dir: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+) -> list[Path]:
     """Decompress every image of a set to ``out_dir/<name>.png`` (each written whole, then renamed into place)."""
+    store = at(store, storage_options)
     from skimage import io
 
     root, meta = read_group(store, "image-set")

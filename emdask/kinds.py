@@ -11,7 +11,7 @@ from emdask._base import BaseEstimator
 from emdask.cluster import KMeans
 from emdask.errors import InputError
 from emdask.mixture import BernoulliMixture, GaussianMixture
-from emdask.store import Target, read_snapshot
+from emdask.store import Target, at, read_snapshot
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,12 @@ def named(name: str) -> Kind:
     return BY_NAME[name]
 
 
-def load(target: Target) -> Any:
-    """Read a model written by ``model.save(target)``, of any registered kind; it predicts exactly as saved."""
+def load(target: Target, storage_options: dict[str, Any] | None = None) -> Any:
+    """Read a model written by ``model.save(target)``, of any registered kind; it predicts exactly as saved.
+
+    ``storage_options`` (endpoint, credentials) are for an fsspec URL.
+    """
+    target = at(target, storage_options)
     return read_snapshot(
         target, tuple(_BY_CLASS), lambda group, meta: _BY_CLASS[meta["kind"]].estimator._from_group(group, meta, target)
     )

@@ -332,6 +332,15 @@ class GaussianMixture(_Mixture):
         return GaussianParams(weights, means, covs, pcs, model.covariance_type)
 
     _fitted_arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
+    _array_dimensions = {"weights_": ("component",), "means_": ("component", "feature")}
+
+    def _dimensions(self, key: str, ndim: int) -> list[str]:
+        """Covariances and precisions by ``covariance_type``: (component, feature, feature_t), (feature, feature_t),
+        (component, feature) or (component,)."""
+        if key in ("covariances_", "precisions_cholesky_", "precisions_"):
+            return {"full": ["component", "feature", "feature_t"], "tied": ["feature", "feature_t"],
+                    "diag": ["component", "feature"], "spherical": ["component"]}[self.covariance_type]
+        return super()._dimensions(key, ndim)
     _params_class = GaussianParams
 
     def _draw(self, rng: np.random.Generator, k: int, count: int) -> np.ndarray:
@@ -384,6 +393,7 @@ class BernoulliMixture(_Mixture):
 
     _check_chunk = staticmethod(check_binary)
     _fitted_arrays = ("weights_", "means_")
+    _array_dimensions = {"weights_": ("component",), "means_": ("component", "feature")}
     _params_class = BernoulliParams
 
     def __init__(

@@ -19,6 +19,13 @@ def _thumb(image: Any) -> np.ndarray:
     return np.asarray(image[::step, ::step])
 
 
+def default_folder(store: str) -> Path:
+    """Where the pictures of ``store`` go by default: ``<store>.plots`` beside a local store, ``<name>.plots`` in the
+    current folder for a store at a URL."""
+    name = str(store).rstrip("/")
+    return Path(f"{name.rpartition('/')[2]}.plots" if "://" in name else f"{name}.plots")
+
+
 def contact_sheet(store: Target, path: str | os.PathLike[str], max_images: int = 12) -> Path:
     """A PNG grid: each row an original (when its source file is still readable) and its compressed version."""
     import matplotlib

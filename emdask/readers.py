@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -159,21 +159,22 @@ def list_files(sources: Iterable[str | os.PathLike[str]], pattern: str = "**/*")
     return files
 
 
-def _zarr_sources(path: str) -> list[ImageSource]:
+def _zarr_sources(path: str, storage_options: dict[str, Any] | None = None) -> list[ImageSource]:
     """An emdask image set (its images decoded lazily) or a Zarr (H, W, C) uint8 array."""
     import zarr
 
     from emdask import images
 
-    node = zarr.open(path, mode="r")
+    node = zarr.open(path, mode="r", storage_options=storage_options or None)
     if isinstance(node, zarr.Group) and isinstance(node.attrs.get("emdask"), dict):
-        meta = images.info(path)
+        meta = images.info(path, storage_options)
         return [
-            ImageSource(m["name"], images.decompress(path, m["name"]), m.get("source") or path) for m in meta["images"]
+            ImageSource(m["name"], images.decompress(path, m["name"], storage_options), m.get("source") or path)
+            for m in meta["images"]
         ]
     if not isinstance(node, zarr.Array) or node.ndim != 3 or node.shape[2] not in (3, 4) or node.dtype != np.uint8:
         raise ImageReadError(f"Zarr store {path} is neither an emdask image set nor a (height, width, 3) uint8 array")
-    arr = read_zarr(path)[..., :3]
+    arr = read_zarr(path, storage_options=storage_options)[..., :3]
     return [ImageSource(Path(path.rstrip("/")).stem, arr.rechunk((TILE, TILE, 3)), path)]
 
 
@@ -183,15 +184,19 @@ def read_images(
     pattern: str = "**/*",
     color: Color = "strict",
     on_error: Literal["raise", "skip"] = "raise",
+    storage_options: dict[str, Any] | None = None,
 ) -> tuple[list[ImageSource], list[str]]:
-    """Lazy images from files, directories and Zarr stores; returns (images, skipped files with reasons)."""
+    """Lazy images from files, directories and Zarr stores; returns (images, skipped files with reasons).
+
+    ``storage_options`` (endpoint, credentials) are for Zarr stores at fsspec URLs.
+    """
     items: list[ImageSource] = []
     skipped: list[str] = []
     plain: list[str] = []
     for source in sources:
         path = str(source)
         if path.rstrip("/").endswith(".zarr") or "://" in path:
-            items.extend(_zarr_sources(path))
+            items.extend(_zarr_sources(path, storage_options))
         else:
             plain.append(path)
     for path in list_files(plain, pattern) if plain else []:

@@ -38,12 +38,15 @@ class _NamedChunks:
             ) from None
 
 
-def read_zarr(path: str, component: str | None = None) -> da.Array:
-    """A Zarr array as a Dask array with one task per Zarr chunk; unreadable chunks raise a :class:`StoreError`."""
+def read_zarr(path: str, component: str | None = None, storage_options: dict[str, Any] | None = None) -> da.Array:
+    """A Zarr array as a Dask array with one task per Zarr chunk; unreadable chunks raise a :class:`StoreError`.
+
+    ``storage_options`` (endpoint, credentials) are for an fsspec URL.
+    """
     import zarr
 
     try:
-        node = zarr.open_array(path, mode="r", path=component or "")
+        node = zarr.open_array(path, mode="r", path=component or "", storage_options=storage_options or None)
     except Exception as exc:
         raise StoreError(f"{path!r} is not a Zarr array emdask can open ({type(exc).__name__}: {exc})") from None
     return da.from_array(
@@ -54,8 +57,10 @@ def read_zarr(path: str, component: str | None = None) -> da.Array:
 TABLE_TYPES = ".csv, .parquet (or a folder of Parquet files), .zarr or .npy"
 
 
-def read_table(source: str, columns: list[str] | None = None) -> tuple[da.Array, list[str]]:
-    """The table as a row-chunked Dask array and its column names.
+def read_table(
+    source: str, columns: list[str] | None = None, storage_options: dict[str, Any] | None = None
+) -> tuple[da.Array, list[str]]:
+    """The table as a row-chunked Dask array and its column names (``storage_options`` for an fsspec URL).
 
     Errors name ``source`` and say what was expected: a missing file, an unknown type, a column
     that is absent or not numeric, an array that is not 2-D and numeric, a table with no rows.
@@ -72,10 +77,11 @@ def read_table(source: str, columns: list[str] | None = None) -> tuple[da.Array,
             ) from None
         X = da.from_array(array, chunks=("auto",) + (-1,) * (array.ndim - 1))
     elif path.endswith(".zarr"):
-        X = read_zarr(path)
+        X = read_zarr(path, storage_options=storage_options)
     elif path.endswith((".csv", ".parquet", ".pq")) or Path(path).is_dir():
         try:  # a file that is not text in UTF-8, or not CSV / Parquet, fails in the reader with a ValueError
-            frame = dd.read_parquet(source) if not path.endswith(".csv") else dd.read_csv(source)
+            reader = dd.read_csv if path.endswith(".csv") else dd.read_parquet
+            frame = reader(source, storage_options=storage_options or None)
             names = list(columns) if columns else [c for c in frame.columns if is_numeric_dtype(frame[c].dtype)]
             missing = [c for c in names if c not in frame.columns]
             if missing:

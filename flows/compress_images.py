@@ -18,18 +18,19 @@ import argparse
 import logging
 import sys
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
 from emdask import images
+from emdask.arguments import storage_args, storage_options
 from emdask.errors import one_line_errors
+from emdask.plots import default_folder
 from emdask.readers import read_images
 from emdask.report import as_markdown, as_text, image_set_rows
 from emdask.runtime import dask_cluster
-from emdask.store import StoreError, check_writable
+from emdask.store import StoreError, Target, at, check_writable
 from flows import retry_unless_bad_input
 
 
@@ -74,7 +75,7 @@ def fit_codebook(
 
 @task(name="encode and write")
 def encode(
-    paths: list[str], color: str, fit: images.CodebookFit, output: str, overwrite: bool, skipped: list[str]
+    paths: list[str], color: str, fit: images.CodebookFit, output: Target, overwrite: bool, skipped: list[str]
 ) -> dict[str, Any]:
     """The second read: every image to codes, written atomically as one Zarr image set."""
     sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
@@ -84,7 +85,8 @@ def encode(
 
 @task(name="append", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def append_images(
-    paths: list[str], color: str, output: str, refit_below: float | None, max_iter: int, seed: int, skipped: list[str]
+    paths: list[str], color: str, output: Target, refit_below: float | None, max_iter: int, seed: int,
+    skipped: list[str],
 ) -> dict[str, Any]:
     """The files not yet in the set, read once (twice if they call for a new codebook) and added atomically."""
     sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
@@ -97,11 +99,11 @@ def append_images(
 
 
 @task(name="report")
-def report(summary: dict[str, Any], output: str) -> str:
-    """A markdown table and the pictures (contact sheet, convergence), as artifacts and beside the output."""
+def report(summary: dict[str, Any], output: Target) -> str:
+    """A markdown table and the pictures (contact sheet, convergence), as artifacts and in the pictures' folder."""
     from emdask.plots import contact_sheet, convergence_plot
 
-    where = Path(f"{output.rstrip('/')}.report")
+    where = default_folder(str(output))
     where.mkdir(parents=True, exist_ok=True)
     sheet = contact_sheet(output, where / "contact_sheet.png")
     curve = convergence_plot(output, where / "convergence.png")
@@ -113,7 +115,9 @@ def report(summary: dict[str, Any], output: str) -> str:
     return str(where)
 
 
-def finished_set(output: str, paths: list[str], k: int, psnr: float | None, per_image: bool) -> dict[str, Any] | None:
+def finished_set(
+    output: Target, paths: list[str], k: int, psnr: float | None, per_image: bool
+) -> dict[str, Any] | None:
     """The summary of ``output`` if it is a complete image set of these files and settings (a re-run returns it);
     None if nothing is there.  Anything else at ``output`` is an error: it is never replaced without overwrite."""
     try:
@@ -151,29 +155,31 @@ def compress_images(
     overwrite: bool = False,
     append: bool = False,
     refit_below: float | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compress ``sources`` (files, directories, Zarr stores) into the image set ``output``; returns its summary.
 
     ``append``: add to the existing set ``output`` the sources not yet in it (a new set if there is
     none); ``refit_below``: with ``append``, fit a new codebook version when a new image's PSNR is
-    below this many dB.
+    below this many dB; ``storage_options``: endpoint and credentials of an ``output`` at a URL.
     """
-    check_writable(output, overwrite=True)
+    target = at(output, storage_options) if "://" in output else output
+    check_writable(target, overwrite=True)
     found = discover(sources, pattern, color, skip_unreadable)
-    if append and images.is_image_set(output):
+    if append and images.is_image_set(target):
         with dask_cluster(scheduler, workers, memory_limit):
-            summary = append_images(found["paths"], color, output, refit_below, max_iter, seed, found["skipped"])
-            report(summary, output)
+            summary = append_images(found["paths"], color, target, refit_below, max_iter, seed, found["skipped"])
+            report(summary, target)
         return summary
     if not overwrite:
-        done = finished_set(output, found["paths"], k, psnr, per_image)
+        done = finished_set(target, found["paths"], k, psnr, per_image)
         if done is not None:
             get_run_logger().info("%s is already this image set, complete; pass overwrite=True to recompute it", output)
             return done
     with dask_cluster(scheduler, workers, memory_limit):
         fit = fit_codebook(found["paths"], color, k, psnr, per_image, max_iter, seed)
-        summary = encode(found["paths"], color, fit, output, overwrite, found["skipped"])
-        report(summary, output)
+        summary = encode(found["paths"], color, fit, target, overwrite, found["skipped"])
+        report(summary, target)
     return summary
 
 
@@ -194,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--append", action="store_true", help="add the sources not yet in the set OUTPUT")
     parser.add_argument("--refit-below", type=float, metavar="DB", help="with --append: refit below this PSNR")
+    storage_args(parser)
     parser.add_argument(
         "--task-runner",
         choices=["threads", "dask"],
@@ -218,10 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             sources=args.sources, output=args.output, k=args.k, psnr=args.psnr, per_image=args.per_image,
             scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit, max_iter=args.max_iter,
             seed=args.seed, color=args.color, skip_unreadable=args.skip_unreadable, overwrite=args.overwrite,
-            append=args.append, refit_below=args.refit_below,
+            append=args.append, refit_below=args.refit_below, storage_options=storage_options(args.storage_option),
         )
         print(as_text(image_set_rows(summary)))
-        print(f"written: {args.output} (report in {args.output.rstrip('/')}.report/)")
+        print(f"written: {args.output} (report in {default_folder(args.output)}/)")
         return 0
 
     return one_line_errors(parser.prog, run)

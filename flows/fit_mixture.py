@@ -26,10 +26,11 @@ from prefect.artifacts import create_markdown_artifact
 
 import emdask
 from emdask import kinds
+from emdask.arguments import storage_args, storage_options
 from emdask.errors import InputError, one_line_errors
 from emdask.report import as_markdown, as_text, mixture_rows
 from emdask.runtime import dask_cluster
-from emdask.store import StoreError, check_writable
+from emdask.store import StoreError, Target, at, check_writable
 from emdask.tables import read_table, standardized
 from flows import retry_unless_bad_input
 
@@ -48,24 +49,25 @@ def naming(source: str) -> Iterator[None]:
 @task(name="fit", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def fit(
     source: str, columns: list[str] | None, standardize: bool, model: str, ks: list[int], covariance_type: str,
-    seed: int, max_iter: int, output: str, overwrite: bool,
+    seed: int, max_iter: int, output: str, overwrite: bool, options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit each candidate K (checkpointed per iteration), keep the lowest BIC (or inertia for one K), save it."""
     with naming(source):
-        X, names = read_table(source, columns)
+        X, names = read_table(source, columns, options)
         X, scaling = standardized(X, None) if standardize else (X, {})
-        return _fit_and_save(X, names, scaling, model, ks, covariance_type, seed, max_iter, output, overwrite)
+        return _fit_and_save(X, names, scaling, model, ks, covariance_type, seed, max_iter, output, overwrite,
+                             options)
 
 
 def _fit_and_save(
     X: da.Array, names: list[str], scaling: dict[str, list[float]], model: str, ks: list[int], covariance_type: str,
-    seed: int, max_iter: int, output: str, overwrite: bool,
+    seed: int, max_iter: int, output: str, overwrite: bool, options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     # every K in one set of passes (each chunk read once per pass for all), each with its own checkpoint
     kind = kinds.named(model)
     fitted: list[Any] = emdask.fit_together([
-        kind.make(k, random_state=seed, max_iter=max_iter, checkpoint=f"{output.rstrip('/')}.checkpoint.k{k}",
-                  covariance_type=covariance_type)
+        kind.make(k, random_state=seed, max_iter=max_iter, covariance_type=covariance_type,
+                  checkpoint=_located(f"{output.rstrip('/')}.checkpoint.k{k}", options))
         for k in ks
     ], X)
     values = emdask.bic_of(fitted, X) if kind.likelihood else [est.inertia_ for est in fitted]
@@ -76,7 +78,7 @@ def _fit_and_save(
         table.append(row)
         get_run_logger().info("K=%d: %s", k, row)
     best = fitted[int(np.argmin(values))]
-    best.save(output, overwrite=overwrite)
+    best.save(output, overwrite=overwrite, storage_options=options)
     return {"table": table, "k": kind.k_of(best),
             "columns": names, "scaling": scaling, "n_rows": int(X.shape[0])}
 
@@ -84,16 +86,16 @@ def _fit_and_save(
 @task(name="write labels")
 def write_labels(
     source: str, columns: list[str] | None, scaling: dict[str, list[float]] | None, output: str, labels_output: str,
-    overwrite: bool,
+    overwrite: bool, options: dict[str, Any] | None = None,
 ) -> str:
     """Per-row labels (and probabilities for mixtures) to Zarr or Parquet, chunk by chunk.
 
     ``scaling``: the standardisation the model was fitted with, ``{}`` for none, ``None`` to measure it again.
     """
-    X, _ = read_table(source, columns)
+    X, _ = read_table(source, columns, options)
     if scaling is None or scaling:
         X, _ = standardized(X, scaling)
-    est = emdask.load(output)
+    est = emdask.load(output, options)
     labels = est.predict(X)
     if labels_output.rstrip("/").endswith(".parquet"):
         parts = {"label": labels}
@@ -101,21 +103,24 @@ def write_labels(
             proba = est.predict_proba(X)
             parts.update({f"p{j}": proba[:, j] for j in range(proba.shape[1])})
         frame = dd.concat([dd.from_dask_array(v, columns=[k]) for k, v in parts.items()], axis=1)
-        frame.to_parquet(labels_output, write_index=False)
+        frame.to_parquet(labels_output, write_index=False, storage_options=options)
     else:
-        labels.to_zarr(labels_output, component="labels", overwrite=overwrite)
+        labels.to_zarr(labels_output, component="labels", overwrite=overwrite, storage_options=options)
         if hasattr(est, "predict_proba"):
-            est.predict_proba(X).to_zarr(labels_output, component="probabilities", overwrite=overwrite)
+            est.predict_proba(X).to_zarr(labels_output, component="probabilities", overwrite=overwrite,
+                                         storage_options=options)
     return labels_output
 
 
-def finished_model(output: str, model: str, ks: list[int], covariance_type: str) -> bool:
+def finished_model(
+    output: str, model: str, ks: list[int], covariance_type: str, options: dict[str, Any] | None = None
+) -> bool:
     """Whether ``output`` holds a complete model of this kind, with one of these K (a re-run keeps it); False
     if nothing is there.  Anything else at ``output`` is an error: it is never replaced without overwrite."""
     try:
-        held = emdask.load(output)
+        held = emdask.load(output, options)
     except StoreError:
-        check_writable(output, overwrite=False)
+        check_writable(_located(output, options), overwrite=False)
         return False
     kind = kinds.named(model)
     k = kinds.kind_of(held).k_of(held)
@@ -130,6 +135,11 @@ def finished_model(output: str, model: str, ks: list[int], covariance_type: str)
             "pass overwrite=True to replace it"
         )
     return True
+
+
+def _located(target: str, options: dict[str, Any] | None) -> Target:
+    """A URL with its storage options; a local path as it is."""
+    return at(target, options) if "://" in target else target
 
 
 @flow(name="fit-mixture")
@@ -148,28 +158,35 @@ def fit_mixture(
     max_iter: int = 300,
     seed: int = 0,
     overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit ``model`` to the table ``source`` and save it to ``output``; K by BIC when ``k`` lists several."""
+    """Fit ``model`` to the table ``source`` and save it to ``output``; K by BIC when ``k`` lists several.
+
+    ``storage_options``: endpoint and credentials for a ``source`` or ``output`` at a URL.
+    """
     if not kinds.named(model).likelihood and len(k) > 1:
         raise InputError("k lists several values, but K-means has no likelihood to compare them by BIC; give one k")
     for value in k:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"k must be an int >= 1; got {value!r}")
+    options = storage_options
     if labels_output:
-        check_writable(labels_output, overwrite=overwrite)
-    check_writable(output, overwrite=True)
-    if not overwrite and finished_model(output, model, list(k), covariance_type):
+        check_writable(_located(labels_output, options), overwrite=overwrite)
+    check_writable(_located(output, options), overwrite=True)
+    if not overwrite and finished_model(output, model, list(k), covariance_type, options):
         get_run_logger().info("%s already holds this fitted model; pass overwrite=True to refit", output)
         done: dict[str, Any] = {"output": output, "skipped": True}
         if labels_output:  # asked for now, not by the run that fitted the model
             with dask_cluster(scheduler, workers, memory_limit):
                 done["labels"] = write_labels(source, columns, None if standardize else {}, output, labels_output,
-                                              overwrite)
+                                              overwrite, options)
         return done
     with dask_cluster(scheduler, workers, memory_limit):
-        result = fit(source, columns, standardize, model, list(k), covariance_type, seed, max_iter, output, overwrite)
+        result = fit(source, columns, standardize, model, list(k), covariance_type, seed, max_iter, output, overwrite,
+                     options)
         if labels_output:
-            result["labels"] = write_labels(source, columns, result["scaling"], output, labels_output, overwrite)
+            result["labels"] = write_labels(source, columns, result["scaling"], output, labels_output, overwrite,
+                                            options)
     result = {"output": output, "model": model, **result}
     create_markdown_artifact(as_markdown(mixture_rows(result), f"{model} on `{source}`"), key="mixture-report")
     return result
@@ -188,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--overwrite", action="store_true")
+    storage_args(parser)
     args = parser.parse_args(argv)
     logging.getLogger("emdask").setLevel(
         logging.INFO
@@ -198,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             source=args.source, output=args.output, model=args.model, k=args.k, columns=args.columns,
             standardize=args.standardize, covariance_type=args.covariance_type, labels_output=args.labels_output,
             scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
+            storage_options=storage_options(args.storage_option),
         )
         print(as_text(mixture_rows(result)) if not result.get("skipped") else f"{args.output} already holds this model")
         return 0

@@ -39,7 +39,7 @@ def test_compress_images_flow(tmp_path):
         np.testing.assert_array_equal(
             images.decompress(out, name).compute(), root["codebooks/0"][...][root[f"images/{name}/labels/codes/0"][...]]
         )
-    report = Path(f"{out}.report")
+    report = Path(f"{out}.plots")
     assert {p.name for p in report.iterdir()} == {"contact_sheet.png", "convergence.png", "report.md"}
     assert _artifacts("image-set-report") and _artifacts("contact-sheet")
     assert not Path(f"{out}.checkpoint.k6").exists()
