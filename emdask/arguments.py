@@ -32,3 +32,21 @@ def storage_options(pairs: list[str]) -> dict[str, Any] | None:
             node = node.setdefault(part, {})
         node[last] = value
     return options or None
+
+
+def cluster_args(p: argparse.ArgumentParser) -> None:
+    """Where the work runs: a running Dask scheduler, or a local cluster of this many workers and memory each."""
+    p.add_argument("--scheduler", help="address of a running Dask scheduler (default: start a local cluster)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster")
+    p.add_argument("--memory-limit", default="auto", help="memory limit per local worker, e.g. 1.5GiB")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default where it has one worth saying (not None, False or an empty list), and
+    keeps the description's own line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"

@@ -58,6 +58,7 @@ class BernoulliModel:
     alpha: float = 1.0
     tol: float = 1e-3
     stop_on: StopOn = "objective"  # converged when the bound changed by less than tol (scikit-learn)
+    objective_name = "mean log-posterior"
 
     def log_prob(self, x: np.ndarray, params: BernoulliParams) -> np.ndarray:
         """log(pi_k p(x | p_k)) for each row and component, (n, K) float64."""

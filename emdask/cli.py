@@ -5,11 +5,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
-from emdask.arguments import storage_args, storage_options
+from emdask import __version__
+from emdask.arguments import HelpFormatter, cluster_args, storage_args, storage_options
 from emdask.errors import InputError, one_line_errors
 from emdask.report import as_text, image_set_rows
-from emdask.runtime import dask_cluster
+from emdask.runtime import dask_cluster, quiet_entry_point
 from emdask.store import at
 
 DESCRIPTION = """\
@@ -18,12 +20,15 @@ Zarr image set (per-pixel codes + codebook), and get them back.
 
 examples:
   emdask compress photos/ -o photos.zarr -k 16          one 16-colour codebook for the whole folder
-  emdask compress scan.tif -o scan.zarr --psnr 35        smallest K (2..256) reaching 35 dB PSNR
+  emdask compress scan.tif -o scan.zarr --psnr 35        smallest K (2..256) reaching 35 dB PSNR over all pixels
   emdask compress a.png b.jpg -o ab.zarr --per-image     one codebook per image
   emdask compress new/ -o photos.zarr --append --refit-below 30   add new images; refit if they fall below 30 dB
   emdask compress big/ -o big.zarr --scheduler tcp://10.0.0.5:8786    use a running Dask cluster
   emdask decompress photos.zarr -o png/                  write the decoded PNG files
   emdask info photos.zarr --plot                         accounting, contact sheet and convergence plot
+
+exit status: 0 done, 1 error (one line on stderr), 2 bad usage, 3 --psnr target not reached (the set is written
+with the largest K of --candidates).
 """
 
 
@@ -31,20 +36,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emdask", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{compress,decompress,info}")
 
     c = sub.add_parser(
-        "compress", help="compress images to a Zarr image set", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        "compress", help="compress images to a Zarr image set", formatter_class=HelpFormatter
     )
     c.add_argument("sources", nargs="+", help="image files (PNG, JPEG, TIFF), directories, or Zarr stores")
     c.add_argument("-o", "--output", required=True, help="the Zarr image set to write (a path, .zip, or URL)")
     quality = c.add_mutually_exclusive_group()
     quality.add_argument("-k", "--colours", type=int, help="number of colours K (default 16; with --append, the set's)")
-    quality.add_argument("--psnr", type=float, help="instead of -k: the smallest K reaching this PSNR (dB)")
+    quality.add_argument("--psnr", type=float,
+                         help="instead of -k: the smallest K of --candidates whose PSNR over all the pixels of the set "
+                              "reaches this many dB; if none does, the largest is used, with a warning and exit "
+                              "status 3")
     c.add_argument("--candidates", default="2,4,8,16,32,64,128,256", help="K values that --psnr chooses from")
     c.add_argument("--per-image", action="store_true", help="one codebook per image instead of one shared")
     c.add_argument("--pattern", default="**/*", help="glob for files inside directories (recursive)")
-    c.add_argument("--color", choices=["strict", "convert"], default="strict",
+    c.add_argument("--colour", choices=["strict", "convert"], default="strict",
                    help="strict: only RGB; convert: grayscale to RGB, drop alpha")
     c.add_argument("--skip-unreadable", action="store_true", help="leave out (and list) files that cannot be decoded")
     c.add_argument("--append", action="store_true",
@@ -59,11 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="random seed")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
     storage_args(c)
-    _cluster_args(c)
+    cluster_args(c)
 
     d = sub.add_parser("decompress", help="write the images of a set as PNG files")
     d.add_argument("store", help="a Zarr image set written by emdask compress")
     d.add_argument("-o", "--output", required=True, help="directory for the PNG files")
+    d.add_argument("--overwrite", action="store_true", help="replace PNG files that are already there")
     storage_args(d)
 
     i = sub.add_parser("info", help="show the accounting of an image set (and draw it)")
@@ -73,12 +83,6 @@ def _parser() -> argparse.ArgumentParser:
                         "in the current folder for a URL)")
     storage_args(i)
     return parser
-
-
-def _cluster_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scheduler", help="address of a running Dask scheduler (default: start a local cluster)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster")
-    p.add_argument("--memory-limit", default="auto", help="memory limit per local worker, e.g. 1.5GiB")
 
 
 class ProgressBars(logging.Handler):
@@ -125,18 +129,14 @@ def _compress(args: argparse.Namespace) -> int:
     log = logging.getLogger("emdask")
     options = storage_options(args.storage_option)
     sources, skipped = read_images(
-        args.sources, pattern=args.pattern, color=args.color, on_error="skip" if args.skip_unreadable else "raise",
+        args.sources, pattern=args.pattern, colour=args.colour, on_error="skip" if args.skip_unreadable else "raise",
         storage_options=options,
     )
     log.info("read %d image headers (%d skipped)", len(sources), len(skipped))
     fit = {"random_state": args.seed, "max_iter": args.max_iter, "n_init": args.n_init}
-    if args.refit_below is not None and not args.append:
-        raise InputError("--refit-below goes with --append")
     output = at(args.output, options) if "://" in args.output else args.output
-    append = args.append and images.is_image_set(output)  # checked before any cluster starts
-    if append and (args.psnr is not None or args.per_image or args.overwrite):
-        raise InputError("--append adds to an existing set with its own K and codebooks: "
-                         "--psnr, --per-image and --overwrite do not go with it")
+    append = args.append and images.is_image_set(output)
+    _check_compress(args, sum(s.pixels.shape[0] * s.pixels.shape[1] for s in sources), append, output)
     with dask_cluster(args.scheduler, args.workers, args.memory_limit), ProgressBars(len(sources)):
         if append:
             summary = images.append(sources, output, refit_below=args.refit_below, n_colours=args.colours,
@@ -155,13 +155,43 @@ def _compress(args: argparse.Namespace) -> int:
             )
     print(as_text(image_set_rows(summary)))
     print(f"written: {args.output}")
+    reached = summary["accounting"]["psnr_db_overall"]
+    if args.psnr is not None and reached < args.psnr:
+        print(f"emdask: warning: no K among --candidates reaches {args.psnr:g} dB over all pixels; K={summary['k']} "
+              f"reaches {reached:.2f} dB", file=sys.stderr)
+        return 3
     return 0
+
+
+def _check_compress(args: argparse.Namespace, n_pixels: int, append: bool, output: Any) -> None:
+    """Every argument of ``compress`` checked in the flags' own words, before any cluster starts."""
+    from emdask.store import check_writable
+
+    most = min(65536, n_pixels)
+    if args.colours is not None and not 1 <= args.colours <= most:
+        raise InputError(f"-k must be between 1 and {most} (the images hold {n_pixels} pixels); got {args.colours}")
+    if args.psnr is not None and not args.psnr > 0:
+        raise InputError(f"--psnr must be a positive number of dB; got {args.psnr:g}")
+    for flag, value in (("--n-init", args.n_init), ("--max-iter", args.max_iter)):
+        if value < 1:
+            raise InputError(f"{flag} must be at least 1; got {value}")
+    if args.refit_below is not None and not args.append:
+        raise InputError("--refit-below goes with --append")
+    if append and (args.psnr is not None or args.per_image or args.overwrite):
+        raise InputError("--append adds to an existing set with its own K and codebooks: "
+                         "--psnr, --per-image and --overwrite do not go with it")
+    if not append:
+        try:
+            check_writable(output, overwrite=args.overwrite)
+        except FileExistsError:
+            raise InputError(f"-o {args.output} already exists; pass --overwrite to replace it") from None
 
 
 def _decompress(args: argparse.Namespace) -> int:
     from emdask import images
 
-    for path in images.write_pngs(args.store, args.output, storage_options(args.storage_option)):
+    for path in images.write_pngs(args.store, args.output, storage_options(args.storage_option),
+                                  overwrite=args.overwrite):
         print(path)
     return 0
 
@@ -186,13 +216,11 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; an error is one line on stderr and exit status 1 (2 for bad usage)."""
-    import dask
-
+    """Run the command; an error is one line on stderr and exit status 1 (2 for bad usage, 3 for an unreached
+    --psnr target)."""
     args = _parser().parse_args(argv)
-    dask.config.set({"logging.distributed": "error"})  # before distributed is imported: only its errors
+    quiet_entry_point()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
-    logging.getLogger("emdask").setLevel(logging.INFO)
     command = {"compress": _compress, "decompress": _decompress, "info": _info}[args.command]
     return one_line_errors("emdask", lambda: command(args))
 

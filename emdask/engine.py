@@ -228,8 +228,9 @@ def run_em(
         history.append(step)
         params = new
         logger.log(
-            data.log_level, "%s: iteration %d: objective %.10g, shift %.3g, %.3f s",
-            data.name, it, step.objective, step.shift, step.seconds,
+            data.log_level, "%s: pass %d of at most %d: %s %.10g, parameters moved %.3g, %.2f s",
+            data.name, it, max_iter, getattr(model, "objective_name", "objective"), step.objective, step.shift,
+            step.seconds,
             extra={"emdask_pass": it},  # for progress displays (the CLI's bars)
         )
         if on_iteration is not None:

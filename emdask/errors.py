@@ -8,6 +8,7 @@ Anything else is emdask's bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -34,9 +35,13 @@ _REPORTED: tuple[type[BaseException], ...] = (*BAD_INPUT, OSError)
 
 def one_line_errors(prog: str, run: Callable[[], int]) -> int:
     """``run()``, with bad input (or any other OSError) reported as one line ``prog: error: ...`` on stderr and
-    exit status 1; anything else is a bug and keeps its traceback."""
+    exit status 1; a closed pipe on stdout ends it quietly (status 1), as other Unix tools; anything else is a bug
+    and keeps its traceback."""
     try:
         return run()
+    except BrokenPipeError:  # the reader went away (``emdask info ... | head``): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 1
     except _REPORTED as exc:
         message = " ".join(str(exc).split())
         print(f"{prog}: error: {message}", file=sys.stderr)

@@ -116,6 +116,7 @@ class GaussianModel:
     reg_covar: float = 1e-6
     tol: float = 1e-3
     stop_on: StopOn = "objective"  # converged when the bound changed by less than tol (scikit-learn)
+    objective_name = "mean log-likelihood"
 
     @property
     def full_moments(self) -> bool:

@@ -713,14 +713,20 @@ def decompress(
 
 
 def write_pngs(
-    store: Target, out_dir: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+    store: Target, out_dir: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
-    """Decompress every image of a set to ``out_dir/<name>.png`` (each written whole, then renamed into place)."""
+    """Decompress every image of a set to ``out_dir/<name>.png`` (each written whole, then renamed into place);
+    PNG files already there are an error, before any is written, unless ``overwrite``."""
     store = at(store, storage_options)
     from skimage import io
 
     root, meta = read_group(store, "image-set")
     out = Path(out_dir)
+    there = [out / f"{name}.png" for name in meta["images"] if (out / f"{name}.png").exists()]
+    if there and not overwrite:
+        raise FileExistsError(f"{there[0]} already exists ({len(there)} of the {len(meta['images'])} PNG files are "
+                              "there); pass overwrite=True (CLI: --overwrite) to replace them")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in meta["images"]:

@@ -42,6 +42,7 @@ class KMeansModel:
     n_clusters: int
     tol: float = 0.0
     stop_on: StopOn = "shift"  # converged when the centres moved by at most tol (scikit-learn)
+    objective_name = "inertia"
 
     def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> KMeansStats:
         """Assign the chunk's rows to their nearest centre and sum what the M-step needs.

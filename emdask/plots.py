@@ -42,7 +42,7 @@ def contact_sheet(store: Target, path: str | os.PathLike[str], max_images: int =
         compressed = _thumb(images.decompress(store, entry["name"]))
         try:
             original = (
-                _thumb(read_images([entry["source"]], color="convert")[0][0].pixels) if entry.get("source") else None
+                _thumb(read_images([entry["source"]], colour="convert")[0][0].pixels) if entry.get("source") else None
             )
         except Exception:  # the source moved or is gone: show the compressed image alone
             original = None

@@ -6,8 +6,8 @@
 - an existing emdask Zarr image set (its images decoded lazily).
 
 Only headers are read up front (Pillow for PNG/JPEG, tifffile for TIFF).  Colours are handled
-explicitly: ``color="strict"`` (default) accepts only 8-bit RGB and names any other file;
-``color="convert"`` turns grayscale (with or without alpha) into RGB (the gray value in all three
+explicitly: ``colour="strict"`` (default) accepts only 8-bit RGB and names any other file;
+``colour="convert"`` turns grayscale (with or without alpha) into RGB (the gray value in all three
 channels), drops an alpha channel and expands palettes.  Images that are not 8 bits per channel are an error either
 way.  A file that cannot be decoded is an error naming it when its task runs, or, with
 ``on_error="skip"``, is decoded once up front and left out (and listed as skipped).
@@ -32,7 +32,7 @@ from emdask.tables import read_zarr
 logger = logging.getLogger("emdask")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-Color = Literal["strict", "convert"]
+Colour = Literal["strict", "convert"]
 
 
 class ImageReadError(InputError):
@@ -94,7 +94,7 @@ def _to_rgb(region: np.ndarray) -> np.ndarray:
     return region[..., :3]
 
 
-def probe(path: str, color: Color = "strict") -> _LazyFile:
+def probe(path: str, colour: Colour = "strict") -> _LazyFile:
     """Read an image file's header: its size and colours, checked against the colour policy."""
     if not os.path.isfile(path):
         raise ImageReadError(f"image file not found: {path}")
@@ -126,10 +126,10 @@ def probe(path: str, color: Color = "strict") -> _LazyFile:
         raise ImageReadError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
     if dtype != np.uint8 or channels < 0:
         raise ImageReadError(f"image {path} has {mode} {dtype} pixels; only 8-bit images are supported")
-    if channels in (2, 1, 4) and color == "strict":
+    if channels in (2, 1, 4) and colour == "strict":
         what = {1: "grayscale", 2: "grayscale with alpha", 4: "RGBA"}[channels]
         raise ImageReadError(
-            f"image {path} is {what}, not RGB; pass color='convert' (CLI: --color convert) to convert it to RGB"
+            f"image {path} is {what}, not RGB; pass colour='convert' (CLI: --colour convert) to convert it to RGB"
         )
     return _LazyFile(path, (height, width, 3), channels, tiled)
 
@@ -182,7 +182,7 @@ def read_images(
     sources: Iterable[str | os.PathLike[str]],
     *,
     pattern: str = "**/*",
-    color: Color = "strict",
+    colour: Colour = "strict",
     on_error: Literal["raise", "skip"] = "raise",
     storage_options: dict[str, Any] | None = None,
 ) -> tuple[list[ImageSource], list[str]]:
@@ -201,7 +201,7 @@ def read_images(
             plain.append(path)
     for path in list_files(plain, pattern) if plain else []:
         try:
-            file = probe(path, color)
+            file = probe(path, colour)
             if on_error == "skip":
                 read_whole(path)  # decode once up front so a broken file is left out, not hit mid-run
         except Exception as exc:

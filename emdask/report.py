@@ -58,9 +58,8 @@ def mixture_rows(result: dict[str, Any]) -> Rows:
                   ("columns", ", ".join(result["columns"]))]
     for r in result["table"]:
         value = f"BIC {r['bic']:.6g}" if "bic" in r else f"inertia {r['inertia']:.6g}"
-        rows.append(
-            (f"K={r['k']}", f"{value}, {r['n_iter']} iterations" + ("" if r["converged"] else ", not converged"))
-        )
+        iterations = f"{r['n_iter']} iteration{'' if r['n_iter'] == 1 else 's'}"
+        rows.append((f"K={r['k']}", f"{value}, {iterations}" + ("" if r["converged"] else ", not converged")))
     if result.get("labels"):
         rows.append(("labels", str(result["labels"])))
     rows.append(("written", str(result["output"])))

@@ -30,6 +30,18 @@ _blas_users = 0
 _blas_limiter: Any = None
 
 
+def quiet_entry_point() -> None:
+    """What a command run by a person prints: emdask's progress and every warning, not Dask's INFO lines (each
+    worker's start and stop) nor Prefect's telemetry attempts (``PREFECT_SERVER_ANALYTICS_ENABLED`` if set wins)."""
+    import os
+
+    dask.config.set({"logging.distributed": "error"})
+    for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.getLogger("emdask").setLevel(logging.INFO)
+
+
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
     """BLAS at one thread while any chunk task runs in this process."""

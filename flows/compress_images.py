@@ -15,21 +15,22 @@ Run it with Prefect's embedded server and a local Dask cluster, no set-up::
 from __future__ import annotations
 
 import argparse
-import logging
+import base64
 import sys
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
 from emdask import images
-from emdask.arguments import storage_args, storage_options
+from emdask.arguments import HelpFormatter, cluster_args, storage_args, storage_options
 from emdask.errors import one_line_errors
 from emdask.plots import default_folder
 from emdask.readers import read_images
 from emdask.report import as_markdown, as_text, image_set_rows
-from emdask.runtime import dask_cluster
+from emdask.runtime import dask_cluster, quiet_entry_point
 from emdask.store import StoreError, Target, at, check_writable
 from flows import retry_unless_bad_input
 
@@ -50,9 +51,10 @@ def on_cluster() -> AbstractContextManager[Any]:
 
 
 @task(name="discover sources")
-def discover(sources: list[str], pattern: str, color: str, skip_unreadable: bool) -> dict[str, Any]:
+def discover(sources: list[str], pattern: str, colour: str, skip_unreadable: bool) -> dict[str, Any]:
     """The image files and stores to compress (headers only), and the files skipped."""
-    found, skipped = read_images(sources, pattern=pattern, color=color, on_error="skip" if skip_unreadable else "raise")  # type: ignore[arg-type]
+    found, skipped = read_images(sources, pattern=pattern, colour=colour,  # type: ignore[arg-type]
+                                 on_error="skip" if skip_unreadable else "raise")
     paths = [s.source for s in found]
     get_run_logger().info("%d images, %d skipped", len(paths), len(skipped))
     return {"paths": paths, "skipped": skipped, "pixels": sum(s.pixels.shape[0] * s.pixels.shape[1] for s in found)}
@@ -60,36 +62,37 @@ def discover(sources: list[str], pattern: str, color: str, skip_unreadable: bool
 
 @task(name="fit codebook", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def fit_codebook(
-    paths: list[str], color: str, k: int, psnr: float | None, per_image: bool, max_iter: int, seed: int
+    paths: list[str], colour: str, k: int, psnr: float | None, per_image: bool, max_iter: int, seed: int
 ) -> images.CodebookFit:
     """One read of the images counts their colours; exact K-means then runs in memory on the histogram."""
-    sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
+    sources, _ = read_images(paths, colour=colour)  # type: ignore[arg-type]
     with on_cluster():
         fit = images.fit_codebooks(
             sources, n_colours=k, psnr=psnr, per_image=per_image, random_state=seed, max_iter=max_iter
         )
-    get_run_logger().info("K=%d after %s K-means iterations on %d distinct colours", fit.k,
-                          ", ".join(str(f.n_iter) for f in fit.fits), len(fit.histogram.colours))
+    iterations = ", ".join(str(f.n_iter) for f in fit.fits)
+    get_run_logger().info("K=%d: %s K-means iteration(s) on the %d distinct colours of the images", fit.k,
+                          iterations, len(fit.histogram.colours))
     return fit
 
 
 @task(name="encode and write")
 def encode(
-    paths: list[str], color: str, fit: images.CodebookFit, output: Target, overwrite: bool, skipped: list[str]
+    paths: list[str], colour: str, fit: images.CodebookFit, output: Target, overwrite: bool, skipped: list[str]
 ) -> dict[str, Any]:
     """The second read: every image to codes, written atomically as one Zarr image set."""
-    sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
+    sources, _ = read_images(paths, colour=colour)  # type: ignore[arg-type]
     with on_cluster():
         return images.write_set(sources, output, fit, overwrite=overwrite, skipped=skipped)
 
 
 @task(name="append", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def append_images(
-    paths: list[str], color: str, output: Target, refit_below: float | None, max_iter: int, seed: int,
+    paths: list[str], colour: str, output: Target, refit_below: float | None, max_iter: int, seed: int,
     skipped: list[str],
 ) -> dict[str, Any]:
     """The files not yet in the set, read once (twice if they call for a new codebook) and added atomically."""
-    sources, _ = read_images(paths, color=color)  # type: ignore[arg-type]
+    sources, _ = read_images(paths, colour=colour)  # type: ignore[arg-type]
     with on_cluster():
         summary = images.append(sources, output, refit_below=refit_below, random_state=seed, max_iter=max_iter,
                                 skipped=skipped)
@@ -110,9 +113,14 @@ def report(summary: dict[str, Any], output: Target) -> str:
     markdown = as_markdown(image_set_rows(summary), f"Image set `{output}`")
     (where / "report.md").write_text(markdown)
     create_markdown_artifact(markdown, key="image-set-report", description=f"compression of {output}")
-    create_image_artifact(sheet.resolve().as_uri(), key="contact-sheet", description="originals and compressed")
-    create_image_artifact(curve.resolve().as_uri(), key="convergence", description="K-means inertia per pass")
+    # the pictures themselves, as data URLs: the UI shows them wherever it runs (a file:// link shows nothing)
+    create_image_artifact(_data_url(sheet), key="contact-sheet", description="originals and compressed")
+    create_image_artifact(_data_url(curve), key="convergence", description="K-means inertia per pass")
     return str(where)
+
+
+def _data_url(png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
 
 
 def finished_set(
@@ -150,7 +158,7 @@ def compress_images(
     max_iter: int = 300,
     seed: int = 0,
     pattern: str = "**/*",
-    color: str = "strict",
+    colour: str = "strict",
     skip_unreadable: bool = False,
     overwrite: bool = False,
     append: bool = False,
@@ -165,10 +173,10 @@ def compress_images(
     """
     target = at(output, storage_options) if "://" in output else output
     check_writable(target, overwrite=True)
-    found = discover(sources, pattern, color, skip_unreadable)
+    found = discover(sources, pattern, colour, skip_unreadable)
     if append and images.is_image_set(target):
         with dask_cluster(scheduler, workers, memory_limit):
-            summary = append_images(found["paths"], color, target, refit_below, max_iter, seed, found["skipped"])
+            summary = append_images(found["paths"], colour, target, refit_below, max_iter, seed, found["skipped"])
             report(summary, target)
         return summary
     if not overwrite:
@@ -177,29 +185,33 @@ def compress_images(
             get_run_logger().info("%s is already this image set, complete; pass overwrite=True to recompute it", output)
             return done
     with dask_cluster(scheduler, workers, memory_limit):
-        fit = fit_codebook(found["paths"], color, k, psnr, per_image, max_iter, seed)
-        summary = encode(found["paths"], color, fit, target, overwrite, found["skipped"])
+        fit = fit_codebook(found["paths"], colour, k, psnr, per_image, max_iter, seed)
+        summary = encode(found["paths"], colour, fit, target, overwrite, found["skipped"])
         report(summary, target)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.compress_images", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sources", nargs="+")
-    parser.add_argument("-o", "--output", required=True)
-    parser.add_argument("-k", type=int, default=16)
-    parser.add_argument("--psnr", type=float)
-    parser.add_argument("--per-image", action="store_true")
-    parser.add_argument("--scheduler")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--memory-limit", default="auto")
-    parser.add_argument("--max-iter", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--color", choices=["strict", "convert"], default="strict")
-    parser.add_argument("--skip-unreadable", action="store_true")
-    parser.add_argument("--overwrite", action="store_true")
+    parser = argparse.ArgumentParser(prog="python -m flows.compress_images", description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("sources", nargs="+", help="image files (PNG, JPEG, TIFF), directories, or Zarr stores")
+    parser.add_argument("-o", "--output", required=True, help="the Zarr image set to write (a path, .zip, or URL)")
+    parser.add_argument("-k", type=int, default=16, help="number of colours K")
+    parser.add_argument("--psnr", type=float, help="instead of -k: the smallest K reaching this PSNR (dB) over all "
+                                                   "the pixels of the set")
+    parser.add_argument("--per-image", action="store_true", help="one codebook per image instead of one shared")
+    parser.add_argument("--max-iter", type=int, default=300, help="maximum K-means iterations")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--pattern", default="**/*", help="glob for files inside directories (recursive)")
+    parser.add_argument("--colour", choices=["strict", "convert"], default="strict",
+                        help="strict: only RGB; convert: grayscale to RGB, drop alpha")
+    parser.add_argument("--skip-unreadable", action="store_true", help="leave out (and list) undecodable files")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output (else a finished one "
+                                                                 "is kept and returned)")
     parser.add_argument("--append", action="store_true", help="add the sources not yet in the set OUTPUT")
-    parser.add_argument("--refit-below", type=float, metavar="DB", help="with --append: refit below this PSNR")
+    parser.add_argument("--refit-below", type=float, metavar="DB",
+                        help="with --append: fit a new codebook version when a new image falls below DB")
+    cluster_args(parser)
     storage_args(parser)
     parser.add_argument(
         "--task-runner",
@@ -209,9 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         "that the workers reach, PREFECT_API_URL)",
     )
     args = parser.parse_args(argv)
-    logging.getLogger("emdask").setLevel(
-        logging.INFO
-    )  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
+    quiet_entry_point()  # emdask's progress (PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it), not Dask's INFO lines
     flow_to_run = compress_images
     if args.task_runner == "dask":
         if not args.scheduler:
@@ -224,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = flow_to_run(
             sources=args.sources, output=args.output, k=args.k, psnr=args.psnr, per_image=args.per_image,
             scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit, max_iter=args.max_iter,
-            seed=args.seed, color=args.color, skip_unreadable=args.skip_unreadable, overwrite=args.overwrite,
+            seed=args.seed, pattern=args.pattern, colour=args.colour, skip_unreadable=args.skip_unreadable,
+            overwrite=args.overwrite,
             append=args.append, refit_below=args.refit_below, storage_options=storage_options(args.storage_option),
         )
         print(as_text(image_set_rows(summary)))

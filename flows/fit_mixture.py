@@ -12,7 +12,6 @@ written to Zarr or Parquet.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +25,10 @@ from prefect.artifacts import create_markdown_artifact
 
 import emdask
 from emdask import kinds
-from emdask.arguments import storage_args, storage_options
+from emdask.arguments import HelpFormatter, cluster_args, storage_args, storage_options
 from emdask.errors import InputError, one_line_errors
 from emdask.report import as_markdown, as_text, mixture_rows
-from emdask.runtime import dask_cluster
+from emdask.runtime import dask_cluster, quiet_entry_point
 from emdask.store import StoreError, Target, at, check_writable
 from emdask.tables import read_table, standardized
 from flows import retry_unless_bad_input
@@ -76,7 +75,9 @@ def _fit_and_save(
         row: dict[str, Any] = {"k": k, "n_iter": est.n_iter_, "converged": bool(est.converged_)}
         row.update({"bic": value, "lower_bound": est.lower_bound_} if kind.likelihood else {"inertia": value})
         table.append(row)
-        get_run_logger().info("K=%d: %s", k, row)
+        get_run_logger().info("K=%d: %s after %d iterations%s", k,
+                              f"BIC {value:.6g}" if kind.likelihood else f"inertia {value:.6g}", est.n_iter_,
+                              "" if est.converged_ else " (not converged)")
     best = fitted[int(np.argmin(values))]
     best.save(output, overwrite=overwrite, storage_options=options)
     return {"table": table, "k": kind.k_of(best),
@@ -193,30 +194,34 @@ def fit_mixture(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.fit_mixture", description=__doc__.split("\n\n")[0])
-    parser.add_argument("source")
-    parser.add_argument("-o", "--output", required=True)
-    parser.add_argument("--model", choices=list(kinds.BY_NAME), default="gmm")
-    parser.add_argument("--k", type=int, nargs="+", default=[2])
-    parser.add_argument("--columns", nargs="+")
-    parser.add_argument("--standardize", action="store_true")
-    parser.add_argument("--covariance-type", default="full", choices=["full", "tied", "diag", "spherical"])
-    parser.add_argument("--labels-output")
-    parser.add_argument("--scheduler")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--overwrite", action="store_true")
+    parser = argparse.ArgumentParser(prog="python -m flows.fit_mixture", description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("source", help="the table: CSV, Parquet (a file or a folder), Zarr or NPY; a path or URL")
+    parser.add_argument("-o", "--output", required=True, help="the Zarr store the chosen model is saved to")
+    parser.add_argument("--model", choices=list(kinds.BY_NAME), default="gmm", help="the kind of model")
+    parser.add_argument("--k", type=int, nargs="+", default=[2],
+                        help="number of clusters or components; several: the lowest BIC is kept")
+    parser.add_argument("--columns", nargs="+", help="columns of a CSV or Parquet table (default: the numeric ones)")
+    parser.add_argument("--standardize", action="store_true", help="scale each column to mean 0 and variance 1")
+    parser.add_argument("--covariance-type", default="full", choices=["full", "tied", "diag", "spherical"],
+                        help="the Gaussian mixture's covariance")
+    parser.add_argument("--labels-output", help="also write each row's label (and probabilities) to this Zarr or "
+                                                ".parquet path")
+    parser.add_argument("--max-iter", type=int, default=300, help="maximum EM iterations per fit")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output (else a finished one "
+                                                                 "is kept and returned)")
+    cluster_args(parser)
     storage_args(parser)
     args = parser.parse_args(argv)
-    logging.getLogger("emdask").setLevel(
-        logging.INFO
-    )  # per-pass progress; PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it
+    quiet_entry_point()  # emdask's progress (PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it), not Dask's INFO lines
 
     def run() -> int:
         result = fit_mixture(
             source=args.source, output=args.output, model=args.model, k=args.k, columns=args.columns,
             standardize=args.standardize, covariance_type=args.covariance_type, labels_output=args.labels_output,
-            scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
-            storage_options=storage_options(args.storage_option),
+            scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit, max_iter=args.max_iter,
+            seed=args.seed, overwrite=args.overwrite, storage_options=storage_options(args.storage_option),
         )
         print(as_text(mixture_rows(result)) if not result.get("skipped") else f"{args.output} already holds this model")
         return 0

@@ -191,11 +191,11 @@ ROWS = [
         TABLE,
         _npy(GOOD),
         FileExistsError,
-        r"result.zarr' already (exists|holds another)",
+        r"result.zarr'? already (exists|holds another)",
         existing=True,
     ),
     Bad("truncated-image", IMAGE, _truncated_png, ValueError, r"cannot read image .*chelsea.png"),
-    Bad("greyscale-image", IMAGE, _grey_png, ValueError, r"grey.png is grayscale, not RGB; pass color='convert'"),
+    Bad("greyscale-image", IMAGE, _grey_png, ValueError, r"grey.png is grayscale, not RGB; pass colour='convert'"),
     Bad(
         "unknown-image-type",
         IMAGE,
@@ -210,7 +210,9 @@ ROWS = [
         emdask.StoreError,
         r"img.zarr': the chunk at \[32:64, 32:64, 0:3\] could not be read",
     ),
-    Bad("negative-colours", IMAGE, _photo(), ValueError, r"n_colours must be an int in \[1, ", k=-1),
+    # the API names its parameter, the command its flag
+    Bad("negative-colours", IMAGE, _photo(), ValueError,
+        r"(n_colours must be an int in \[1, |-k must be between 1 and )", k=-1),
     Bad(
         "image-output-unwritable",
         IMAGE,
@@ -224,7 +226,7 @@ ROWS = [
         IMAGE,
         _photo(),
         FileExistsError,
-        r"result.zarr' already (exists|holds another)",
+        r"result.zarr'? already (exists|holds another)",
         existing=True,
     ),
 ]

@@ -49,7 +49,7 @@ def test_killed_fit_resumes_from_its_checkpoint(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert not ckpt.exists()  # removed once the fit ended
     model = emdask.load(out)
-    passes = [line for line in resumed.stderr.splitlines() if "emdask:X: iteration " in line]
+    passes = [line for line in resumed.stderr.splitlines() if "emdask:X: pass " in line]
     assert "resuming from checkpoint: restart 0 after" in resumed.stderr
     assert 0 < len(passes) <= model.n_iter_ - 8  # only the iterations the killed run had not done
     from skimage import data

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
 import dask.dataframe as dd
@@ -41,7 +42,10 @@ def test_compress_images_flow(tmp_path):
         )
     report = Path(f"{out}.plots")
     assert {p.name for p in report.iterdir()} == {"contact_sheet.png", "convergence.png", "report.md"}
-    assert _artifacts("image-set-report") and _artifacts("contact-sheet")
+    assert _artifacts("image-set-report")
+    # the picture itself, which the UI shows wherever it runs (not a file:// link)
+    picture = base64.b64encode((report / "contact_sheet.png").read_bytes()).decode()
+    assert f"data:image/png;base64,{picture}" in [a.data for a in _artifacts("contact-sheet")]
     assert not Path(f"{out}.checkpoint.k6").exists()
     # a finished output is not recomputed: the second run returns the stored summary
     again = compress_images(sources=sources, output=out, k=6, workers=1, seed=3)

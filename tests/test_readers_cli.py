@@ -1,6 +1,7 @@
 """Image readers, the out-of-core compression of image sets, and the ``emdask`` command."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,9 +93,9 @@ def mixed_dir(tmp_path) -> Path:
 
 
 def test_colour_policy(mixed_dir, tmp_path):
-    with pytest.raises(ImageReadError, match=r"b_rgba.png is RGBA, not RGB; pass color='convert'"):
+    with pytest.raises(ImageReadError, match=r"b_rgba.png is RGBA, not RGB; pass colour='convert'"):
         read_images([mixed_dir])
-    sources, _ = read_images([mixed_dir], color="convert")
+    sources, _ = read_images([mixed_dir], colour="convert")
     rgb = np.asarray(Image.open(PHOTOS / "chelsea.png"))
     np.testing.assert_array_equal(sources[1].pixels.compute(), rgb)  # alpha dropped
     np.testing.assert_array_equal(sources[2].pixels.compute(), np.repeat(rgb[..., :1], 3, axis=2))  # gray -> RGB
@@ -181,8 +182,10 @@ def test_command_line_round_trip(photo_dir, tmp_path, capsys):
         (
             ["compress", "{photos}", "-o", "{tmp}/o.zarr", "-k", "0"],
             1,
-            "emdask: error: n_colours must be an int in [1,",
+            "emdask: error: -k must be between 1 and 65536 (the images hold",
         ),
+        (["compress", "{photos}", "-o", "{tmp}/o.zarr", "--psnr", "-3"], 1, "emdask: error: --psnr must be a positive"),
+        (["compress", "{photos}", "-o", "{tmp}/o.zarr", "--n-init", "0"], 1, "error: --n-init must be at least"),
         (["compress", "{photos}", "-o", "{tmp}/o.zarr", "-k", "4", "--psnr", "30"], 2, "not allowed with argument"),
         (
             ["compress", "{photos}", "-o", "{tmp}/o.zarr", "--candidates", "a,b", "--psnr", "30"],
@@ -201,6 +204,7 @@ def test_command_line_errors(args, code, message, tmp_path):
     assert message.format(**fill) in result.stderr
     if code == 1:
         assert result.stderr.strip().splitlines()[-1].startswith("emdask: error:")
+        assert "Dask cluster" not in result.stderr  # every argument is checked before a cluster starts
     assert not (tmp_path / "o.zarr").exists()
 
 
@@ -209,8 +213,40 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
     images.compress({"c": np.asarray(Image.open(PHOTOS / "chelsea.png"))}, out, n_colours=3, random_state=0)
     before = images.decompress(out).compute()
     code = main(["compress", str(PHOTOS / "rocket.jpg"), "-o", str(out), "-k", "3", "--workers", "1"])
-    assert code == 1 and "already exists; pass overwrite=True" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 1 and f"-o {out} already exists; pass --overwrite to replace it" in err
+    assert "Dask cluster" not in err
     np.testing.assert_array_equal(images.decompress(out).compute(), before)
+
+
+def test_version_decompress_overwrite_and_a_closed_pipe(tmp_path):
+    import emdask
+
+    run = [sys.executable, "-m", "emdask.cli"]
+    version = subprocess.run([*run, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip() == f"emdask {emdask.__version__}"
+    out = tmp_path / "o.zarr"
+    images.compress({"c": np.asarray(Image.open(PHOTOS / "chelsea.png"))}, out, n_colours=3, random_state=0)
+    assert subprocess.run([*run, "decompress", str(out), "-o", str(tmp_path / "png")]).returncode == 0
+    again = subprocess.run([*run, "decompress", str(out), "-o", str(tmp_path / "png")], capture_output=True, text=True)
+    assert again.returncode == 1 and again.stderr.startswith(f"emdask: error: {tmp_path / 'png' / 'c.png'} already")
+    assert subprocess.run([*run, "decompress", str(out), "-o", str(tmp_path / "png"), "--overwrite"]).returncode == 0
+    # the reader of stdout went away before the command wrote (as `emdask info ... | head` when head exits)
+    reader, writer = os.pipe()
+    os.close(reader)
+    closed = subprocess.run([*run, "info", str(out)], stdout=writer, stderr=subprocess.PIPE, text=True)
+    os.close(writer)
+    assert closed.returncode == 1 and closed.stderr == ""
+
+
+def test_psnr_target_out_of_reach_warns_and_exits_3(tmp_path):
+    out = tmp_path / "o.zarr"
+    result = subprocess.run(
+        [sys.executable, "-m", "emdask.cli", "compress", str(PHOTOS / "chelsea.png"), "-o", str(out), "--psnr", "90",
+         "--candidates", "2,4", "--workers", "1"], capture_output=True, text=True)
+    assert result.returncode == 3
+    assert "emdask: warning: no K among --candidates reaches 90 dB over all pixels; K=4 reaches" in result.stderr
+    assert images.info(out)["k"] == 4  # the set is written, with the largest K
 
 
 def test_help_is_useful():

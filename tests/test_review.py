@@ -59,9 +59,9 @@ def test_nan_in_a_dask_array_is_reported_at_its_global_row(make):
 def test_grayscale_with_alpha_is_converted_as_the_strict_error_advises(tmp_path):
     gray = np.asarray(Image.open(PHOTOS / "coffee.png").convert("L"))
     Image.fromarray(np.dstack([gray, np.full_like(gray, 128)]), mode="LA").save(tmp_path / "la.png")
-    with pytest.raises(ImageReadError, match=r"la.png is grayscale with alpha, not RGB; pass color='convert'"):
+    with pytest.raises(ImageReadError, match=r"la.png is grayscale with alpha, not RGB; pass colour='convert'"):
         read_images([tmp_path / "la.png"])
-    (source,), _ = read_images([tmp_path / "la.png"], color="convert")
+    (source,), _ = read_images([tmp_path / "la.png"], colour="convert")
     np.testing.assert_array_equal(source.pixels.compute(), np.repeat(gray[..., None], 3, axis=2))
 
 
