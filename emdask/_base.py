@@ -1,7 +1,6 @@
 """The scikit-learn estimator conventions: parameters are the ``__init__`` arguments, stored as given."""
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import warnings
@@ -13,6 +12,9 @@ from typing import Any, Self
 
 import dask.array as da
 import numpy as np
+import sklearn.exceptions
+from sklearn.base import BaseEstimator as SklearnBaseEstimator
+from sklearn.utils.validation import validate_data
 
 from emdask._validation import as_rows, as_weights
 from emdask.errors import InputError
@@ -34,39 +36,8 @@ class Plan:
     score: Callable[[Any, Any], float]
 
 
-class BaseEstimator(ABC):
-    """``get_params`` / ``set_params`` / ``repr`` from the constructor's signature, and the fit's template."""
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters and their current values."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Self:
-        """Set constructor parameters by name; unknown names are an error."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise InputError(
-                    f"{type(self).__name__} has no parameter {name!r}; valid parameters: {', '.join(valid)}"
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values() if p.name != "self"
-        }
-        changed = [
-            f"{k}={v!r}"
-            for k, v in self.get_params().items()
-            if not (v is defaults.get(k) or _same(v, defaults.get(k)))
-        ]
-        return f"{type(self).__name__}({', '.join(changed)})"
+class BaseEstimator(SklearnBaseEstimator, ABC):
+    """A scikit-learn estimator (``get_params``, ``set_params``, ``clone``, tags, ``repr``), with emdask's fit."""
 
     cache: Any
     random_state: Any
@@ -156,7 +127,8 @@ class BaseEstimator(ABC):
             "schema_version": SCHEMA_VERSION,
             "emdask_version": __version__,
             "params": params,
-            "fitted": {key: to_json(getattr(self, key)) for key in self._fitted_scalars},
+            "fitted": {key: to_json(getattr(self, key)) for key in (*self._fitted_scalars, "feature_names_in_")
+                       if hasattr(self, key)},
             "history": to_json(self.history_),
         }
         with write_group(at(store, storage_options), overwrite=overwrite, meta=meta) as group:
@@ -189,7 +161,7 @@ class BaseEstimator(ABC):
         for key in cls._fitted_arrays:
             setattr(model, key, read_array(group, key, target))
         for key, value in meta.get("fitted", {}).items():
-            setattr(model, key, value)
+            setattr(model, key, np.asarray(value, dtype=object) if key == "feature_names_in_" else value)
         model.history_ = meta.get("history", [])
         return model
 
@@ -198,29 +170,21 @@ class BaseEstimator(ABC):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
 
     def _rows(self, X: Any) -> tuple[da.Array, bool]:
-        """``X`` for a fitted model: validated rows with the features of ``fit``, and whether it was in memory."""
+        """``X`` for a fitted model: validated rows with the features of ``fit`` (their number, and their names
+        for a pandas frame, checked as scikit-learn checks them), and whether it was in memory."""
         self._check_fitted()
         Xd, in_memory = as_rows(X)
-        if Xd.shape[1] != self.n_features_in_:
-            raise InputError(
-                f"X has {Xd.shape[1]} features, but this {type(self).__name__} was fitted with {self.n_features_in_}"
-            )
+        validate_data(self, X, skip_check_array=True, reset=False)
         return Xd, in_memory
 
 
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(type(a) is type(b) and a == b)
-    except Exception:
-        return False
+class NotFittedError(sklearn.exceptions.NotFittedError):
+    """Raised when a model is used before ``fit`` (scikit-learn's, so ``except NotFittedError`` of either works)."""
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a model is used before ``fit``."""
-
-
-class ConvergenceWarning(UserWarning):
-    """A fit ended in a state the user should know about (not converged, fewer distinct clusters)."""
+class ConvergenceWarning(sklearn.exceptions.ConvergenceWarning):
+    """A fit ended in a state the user should know about (not converged, fewer distinct clusters); a filter on
+    scikit-learn's ConvergenceWarning covers it."""
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -262,6 +226,8 @@ def _prepared(
 
     Xd, _ = as_rows(X)
     w = as_weights(sample_weight, Xd)
+    for e in estimators:
+        validate_data(e, X, skip_check_array=True, reset=True)  # n_features_in_, and feature_names_in_ of a frame
     checked = [e._validate(Xd) for e in estimators]
     return ChunkedData(Xd, w, cache=estimators[0].cache), Xd, w, checked
 

@@ -37,12 +37,28 @@ def as_rows(X: Any, name: str = "X") -> tuple[da.Array, bool]:
     """
     in_memory = not isinstance(X, da.Array)
     if in_memory:
+        if hasattr(X, "sparse") or type(X).__module__.startswith("scipy.sparse"):
+            raise InputTypeError(f"{name} is a sparse matrix; emdask fits dense data: pass {name}.toarray(), or a "
+                                 "Dask array for data larger than memory")
         try:
-            X = np.asarray(X)
+            X = _frame_values(X) if hasattr(X, "columns") and hasattr(X, "to_numpy") else np.asarray(X)
         except Exception as exc:  # ragged lists and the like
             raise InputTypeError(f"{name} must be a 2-D numeric array-like; got {type(X).__name__} ({exc})") from None
+        if X.dtype == object:  # numbers held as Python objects convert; anything else is named
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InputTypeError(f"{name} must hold numbers; {exc}") from None
+    if X.dtype.kind == "c":
+        raise InputTypeError(f"{name} holds complex numbers (Complex data not supported): emdask fits real data; got "
+                             f"{describe(X)}")
+    if X.dtype.kind == "f" and X.dtype.itemsize < 4:  # float16: the kernels compute in float32 or float64
+        X = X.astype(np.float32)
+    if X.dtype.kind in _NUMERIC_KINDS and not X.dtype.isnative:  # big-endian data from FITS, HDF5 or Zarr
+        X = X.astype(X.dtype.newbyteorder("="))
     if X.ndim != 2:
-        hint = " (use X.reshape(-1, 1) for a single feature)" if X.ndim == 1 else ""
+        hint = (" (Reshape your data: X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample)"
+                if X.ndim == 1 else "")
         raise InputError(
             f"{name} must be a 2-D array of shape (n_samples, n_features); got {describe(X)}{hint}"
         )
@@ -55,13 +71,25 @@ def as_rows(X: Any, name: str = "X") -> tuple[da.Array, bool]:
         )
     n, d = X.shape
     if n < 1 or d < 1:
-        raise InputError(f"{name} must have at least one sample and one feature; got {describe(X)}")
+        what = f"0 sample(s) (shape={(n, d)})" if n < 1 else f"0 feature(s) (shape={(n, d)})"
+        raise InputError(f"{name} has {what} while a minimum of 1 is required; got {describe(X)}")
     if in_memory:
         rows = max(1, _TARGET_CHUNK_BYTES // max(1, d * X.dtype.itemsize))
         X = da.from_array(X, chunks=(min(n, rows), d))
     elif X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
     return X, in_memory
+
+
+def _frame_values(frame: Any) -> np.ndarray:
+    """A pandas frame's values: its own dtype when every column is a NumPy number, else float64 with missing
+    values (pandas' nullable integers and floats) as NaN, which the checks then name."""
+    if all(getattr(dtype, "kind", "O") in _NUMERIC_KINDS and isinstance(dtype, np.dtype) for dtype in frame.dtypes):
+        return np.asarray(frame)
+    try:
+        return np.asarray(frame.to_numpy(dtype=np.float64, na_value=np.nan))
+    except (TypeError, ValueError):
+        return np.asarray(frame)  # text columns: the dtype check names them
 
 
 def as_weights(sample_weight: Any, X: da.Array, name: str = "sample_weight") -> da.Array | None:

@@ -50,6 +50,10 @@ def check_binary(x: np.ndarray, offset: int, name: str) -> None:
         )
 
 
+#: The log of a probability of exactly 0: finite, so 0 * log 0 is 0, and far below any real log-likelihood.
+LOG_ZERO = -1e300
+
+
 @dataclass(frozen=True)
 class BernoulliModel:
     """EM for a mixture of independent Bernoulli variables; ``tol`` on the change of mean log-likelihood."""
@@ -61,9 +65,19 @@ class BernoulliModel:
     objective_name = "mean log-posterior"
 
     def log_prob(self, x: np.ndarray, params: BernoulliParams) -> np.ndarray:
-        """log(pi_k p(x | p_k)) for each row and component, (n, K) float64."""
-        log_p, log_q = np.log(params.means), np.log1p(-params.means)
-        return x.astype(np.float64) @ (log_p - log_q).T + log_q.sum(axis=1) + np.log(params.weights)
+        """log(pi_k p(x | p_k)) for each row and component, (n, K) float64.
+
+        Probabilities of exactly 0 or 1 (maximum likelihood, ``alpha=0``) have log -inf; it is taken as
+        :data:`LOG_ZERO` (about -1e300), so a value a component cannot produce makes the row impossible
+        under it, not NaN, and a row impossible under every component has a log-likelihood near -1e300.
+        """
+        with np.errstate(divide="ignore"):
+            log_p, log_q = np.log(params.means), np.log1p(-params.means)
+        xf = x.astype(np.float64)
+        if np.isfinite(log_p).all() and np.isfinite(log_q).all():
+            return xf @ (log_p - log_q).T + log_q.sum(axis=1) + np.log(params.weights)
+        log_p, log_q = np.maximum(log_p, LOG_ZERO), np.maximum(log_q, LOG_ZERO)  # x log p + (1 - x) log q, no 0 * inf
+        return xf @ log_p.T + (1.0 - xf) @ log_q.T + np.log(params.weights)
 
     def _stats(self, x: np.ndarray, wr: np.ndarray, loglik: float, weight: float) -> BernoulliStats:
         return BernoulliStats(wr.sum(axis=0), wr.T @ x.astype(np.float64), loglik, weight)
@@ -102,6 +116,8 @@ class BernoulliModel:
 
     def objective(self, stats: BernoulliStats, params: BernoulliParams) -> float:
         """Mean log posterior per sample: log-likelihood plus the Beta prior's log density (the quantity EM raises)."""
+        if self.alpha == 0:  # plain maximum likelihood: no prior (and no 0 * log 0)
+            return stats.loglik / stats.weight
         log_prior = self.alpha * (np.log(params.means) + np.log1p(-params.means)).sum()
         return (stats.loglik + log_prior) / stats.weight
 

@@ -6,6 +6,7 @@ from typing import Any, Self
 
 import dask.array as da
 import numpy as np
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
 from emdask._base import BaseEstimator, ConvergenceWarning, Plan, warn
 from emdask._linalg import nearest, sq_distances
@@ -29,7 +30,7 @@ logger = logging.getLogger("emdask")
 _INITS = ("k-means||", "k-means++", "random")
 
 
-class KMeans(BaseEstimator):
+class KMeans(ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
     """K-means clustering (Lloyd's algorithm) of data larger than memory, one pass over the data per iteration.
 
     Parameters
@@ -77,7 +78,13 @@ class KMeans(BaseEstimator):
     history_ : list of dict
         Per iteration of the kept restart: ``iteration``, ``objective`` (inertia with the
         centres before that iteration's M-step), ``shift``, ``seconds``.
+    labels_ : ndarray (n_samples,) int32, or a lazy Dask array
+        The nearest centre of each row of the data of ``fit``: computed for NumPy (or pandas) input;
+        for Dask input a lazy array (``.compute()`` or ``.persist()`` it; each reads the data once
+        more), so a fit never holds a label per row of data larger than memory.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        The column names of a pandas frame given to ``fit``; ``predict`` checks them.
     """
 
     def __init__(
@@ -138,7 +145,14 @@ class KMeans(BaseEstimator):
         inertia and the means.  Runs on the active Dask scheduler (a ``distributed.Client`` if one
         exists).
         """
-        return self._fit(X, sample_weight)
+        self._fit(X, sample_weight)
+        self.labels_ = self.predict(X)
+        return self
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform``: one distance per centre (``get_feature_names_out`` names them kmeans0, ...)."""
+        return int(self.cluster_centers_.shape[0])
 
     def _validate(self, Xd: da.Array) -> tuple[int, np.ndarray | str, int]:
         return self._check_params(*Xd.shape)
@@ -194,10 +208,6 @@ class KMeans(BaseEstimator):
         Xd, in_memory = self._rows(X)
         labels = da.map_blocks(_labels_chunk, Xd, self.cluster_centers_, drop_axis=1, dtype=np.int32)
         return labels.compute() if in_memory else labels
-
-    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
-        """Fit, then the labels of ``X``."""
-        return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def transform(self, X: Any) -> np.ndarray | da.Array:
         """Euclidean distances (n_samples, n_clusters) of each row to every centre."""

@@ -14,6 +14,7 @@ from typing import Any, Self
 
 import dask.array as da
 import numpy as np
+from sklearn.base import DensityMixin
 
 from emdask._base import BaseEstimator, ConvergenceWarning, Plan, fit_together, warn
 from emdask._linalg import log_responsibilities
@@ -47,7 +48,7 @@ logger = logging.getLogger("emdask")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
-class _Mixture(BaseEstimator):
+class _Mixture(DensityMixin, BaseEstimator):
     """The fit loop and per-row outputs shared by the mixtures; subclasses define the model maths hooks."""
 
     n_components: int
@@ -121,7 +122,8 @@ class _Mixture(BaseEstimator):
     def _validate(self, Xd: da.Array) -> tuple[Any, dict[str, np.ndarray]]:
         n, d = Xd.shape
         if n < 2:
-            raise InputError(f"X must have at least 2 samples to fit a {type(self).__name__}; got {describe(Xd)}")
+            raise InputError(f"X must have at least 2 samples to fit a {type(self).__name__}; got n_samples={n} "
+                             f"({describe(Xd)})")
         model = self._model(n)
         return model, self._given(model.n_components, d)
 
@@ -144,6 +146,7 @@ class _Mixture(BaseEstimator):
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
         self.lower_bound_ = best.history[-1].objective
+        self.lower_bounds_ = [h.objective for h in best.history]
         self.history_ = best.history_dicts()
         self.n_features_in_ = n_features
         if not self.converged_:
@@ -161,11 +164,13 @@ class _Mixture(BaseEstimator):
     def _per_row(self, X: Any, kind: str) -> np.ndarray | da.Array:
         Xd, in_memory = self._rows(X)
         model, params, k = self._model_for(len(self.weights_)), self._params(), len(self.weights_)
+        check = type(self)._check_chunk
         if kind == "proba":
-            out = da.map_blocks(_chunk_output, Xd, model, params, kind, chunks=(Xd.chunks[0], (k,)), dtype=np.float64)
+            out = da.map_blocks(_chunk_output, Xd, model, params, kind, check, chunks=(Xd.chunks[0], (k,)),
+                                dtype=np.float64)
         else:
-            dtype = np.int32 if kind == "labels" else np.float64
-            out = da.map_blocks(_chunk_output, Xd, model, params, kind, drop_axis=1, dtype=dtype)
+            dtype = np.int64 if kind == "labels" else np.float64
+            out = da.map_blocks(_chunk_output, Xd, model, params, kind, check, drop_axis=1, dtype=dtype)
         return out.compute() if in_memory else out
 
     def predict(self, X: Any) -> np.ndarray | da.Array:
@@ -181,6 +186,7 @@ class _Mixture(BaseEstimator):
         return self._per_row(X, "loglik")
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
+        """Fit, then the most probable component of each row of ``X``."""
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def score(self, X: Any, y: Any = None) -> float:
@@ -376,7 +382,11 @@ class BernoulliMixture(_Mixture):
     n_components : int
     alpha : float
         Beta(1 + alpha, 1 + alpha) prior on every probability: ``p = (sum r x + alpha) / (N_k + 2 alpha)``
-        keeps probabilities strictly inside (0, 1); 1.0 is Laplace's add-one rule. Must be > 0.
+        keeps probabilities strictly inside (0, 1); 1.0 is Laplace's add-one rule.  ``alpha=0`` is
+        the course notes' plain maximum-likelihood EM: a feature constant within a component gets a
+        probability of exactly 0 or 1, and a row holding the other value is then impossible under
+        that component (log-probability about -1e300, responsibility 0), never NaN; a row
+        impossible under every component has a log-likelihood near -1e300, so ``score`` says so.
     tol, max_iter, n_init, random_state, warm_start, cache
         As in :class:`GaussianMixture`; ``tol`` is on the change of ``lower_bound_``.
     init_params : {"k-means++", "random"}
@@ -387,12 +397,18 @@ class BernoulliMixture(_Mixture):
 
     Attributes: ``weights_``, ``means_`` (probabilities of a 1), ``converged_``, ``n_iter_``,
     ``lower_bound_`` (mean log posterior per sample: log-likelihood plus the prior's log density,
-    the quantity EM raises), ``history_``, ``n_features_in_``.  Non-binary input is an error that
-    names the first offending row and column.
+    the quantity EM raises), ``lower_bounds_``, ``history_``, ``n_features_in_``.  Non-binary input is an
+    error that names the first offending row and column, in ``fit`` and in every method that takes X.
     """
 
     _check_chunk = staticmethod(check_binary)
     _fitted_arrays = ("weights_", "means_")
+
+    def __sklearn_tags__(self) -> Any:
+        """Binary data is non-negative: scikit-learn's checks then know not to send negative values."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
     _array_dimensions = {"weights_": ("component",), "means_": ("component", "feature")}
     _params_class = BernoulliParams
 
@@ -428,7 +444,7 @@ class BernoulliMixture(_Mixture):
     def _model(self, n_samples: int) -> BernoulliModel:
         k = self._check_common(n_samples)
         check_choice(self.init_params, "init_params", ("k-means++", "random"))
-        check_float(self.alpha, "alpha", 0.0, low_open=True)
+        check_float(self.alpha, "alpha", 0.0)
         return self._model_for(k)
 
     def _model_for(self, k: int) -> BernoulliModel:
@@ -471,12 +487,15 @@ class BernoulliMixture(_Mixture):
 
 
 def _chunk_output(
-    x: np.ndarray, model: Any, params: Any, kind: str, block_info: dict[Any, Any] | None = None
+    x: np.ndarray, model: Any, params: Any, kind: str, check: ChunkCheck | None,
+    block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
     check_finite_chunk(x, block_offset(block_info), "X")
+    if check is not None:  # what fit refuses, every method refuses (the Bernoulli mixture: non-binary values)
+        check(x, block_offset(block_info), "X")
     logp = model.log_prob(x, params)
     if kind == "labels":
-        return logp.argmax(axis=1).astype(np.int32)
+        return logp.argmax(axis=1).astype(np.int64)
     norm, resp = log_responsibilities(logp)
     return resp if kind == "proba" else norm
 
@@ -516,11 +535,10 @@ def bic_of(models: Sequence[_Mixture], X: Any) -> list[float]:
 
 def mean_log_likelihoods(models: Sequence[_Mixture], X: Any) -> list[float]:
     """Each fitted mixture's mean log-likelihood per row of ``X`` (``score``), from one shared pass."""
-    for m in models:
-        m._check_fitted()
-    Xd, _ = as_rows(X)
+    Xd = [m._rows(X)[0] for m in models][0] if models else as_rows(X)[0]  # each checks its features, as predict
     data = ChunkedData(Xd, None, cache=False, name="scoring")
-    procedures = [partial(_mean_log_likelihood, m._model_for(len(m.weights_)), m._params()) for m in models]
+    procedures = [partial(_mean_log_likelihood, m._model_for(len(m.weights_)), m._params(), type(m)._check_chunk)
+                  for m in models]
     return run_shared(data, procedures)
 
 
@@ -530,14 +548,18 @@ class _LogLikelihood(Stats):
     rows: float
 
 
-def _log_likelihood_chunk(x: np.ndarray, w: np.ndarray | None, offset: int, model: Any, params: Any) -> _LogLikelihood:
+def _log_likelihood_chunk(
+    x: np.ndarray, w: np.ndarray | None, offset: int, model: Any, params: Any, check: ChunkCheck | None
+) -> _LogLikelihood:
     check_finite_chunk(x, offset, "X")
+    if check is not None:
+        check(x, offset, "X")
     norm, _ = log_responsibilities(model.log_prob(x, params))
     return _LogLikelihood(float(norm.sum()), float(len(x)))
 
 
-def _mean_log_likelihood(model: Any, params: Any, data: Passes) -> float:
-    stats = data.map_reduce(_log_likelihood_chunk, model, params)
+def _mean_log_likelihood(model: Any, params: Any, check: ChunkCheck | None, data: Passes) -> float:
+    stats = data.map_reduce(_log_likelihood_chunk, model, params, check)
     return stats.total / stats.rows
 
 

@@ -403,6 +403,8 @@ def to_json(value: Any) -> Any:
         return [to_json(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray) and value.dtype == object:  # column names
+        return [to_json(v) for v in value]
     if isinstance(value, Remote):
         return value.url  # never its options: they may hold credentials
     if value is None or isinstance(value, (bool, int, float, str)):

@@ -135,7 +135,7 @@ def test_bic_picks_the_true_number_of_components():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"alpha": 0.0}, r"alpha must be a finite number > 0.0"),
+        ({"alpha": -0.5}, r"alpha must be a finite number >= 0.0"),
         ({"init_params": "kmeans"}, r"init_params must be one of 'k-means\+\+', 'random'"),
         ({"means_init": np.ones((3, 64))}, r"means_init must hold probabilities strictly between 0 and 1"),
         ({"weights_init": np.ones(2)}, r"weights_init must have shape \(3,\)"),
