@@ -78,6 +78,7 @@ class BaseEstimator(SklearnBaseEstimator, ABC):
         return self
 
     def _fit(self, X: Any, sample_weight: Any) -> Self:
+        self.__dict__.pop("input_scaling_", None)
         data, Xd, w, (checked,) = _prepared([self], X, sample_weight)
         return self._fit_on(data, Xd, w, checked)
 
@@ -118,7 +119,7 @@ class BaseEstimator(SklearnBaseEstimator, ABC):
                 isinstance(value, (list, tuple)) and value and not isinstance(value[0], str)
             ):
                 array_params[key] = np.asarray(value)
-            elif isinstance(value, np.random.Generator):
+            elif isinstance(value, (np.random.Generator, np.random.RandomState)):
                 params[key] = None  # a Generator's state is not kept; the fitted model does not depend on it
             else:
                 params[key] = to_json(value)
@@ -137,6 +138,10 @@ class BaseEstimator(SklearnBaseEstimator, ABC):
                 group.create_array(key, data=value, dimension_names=self._dimensions(key, value.ndim))
             for key, value in array_params.items():
                 group.create_array(f"params/{key}", data=value, dimension_names=axis_names(key, value.ndim))
+            scaling = getattr(self, "input_scaling_", None)
+            if scaling is not None:  # the standardisation every method applies to raw rows
+                for key, value in zip(("mean", "std"), scaling):
+                    group.create_array(f"input_scaling/{key}", data=value, dimension_names=["feature"])
             mark_complete(group)
 
     #: The dimension names of each fitted array (its leading ones when it has fewer axes).
@@ -163,6 +168,9 @@ class BaseEstimator(SklearnBaseEstimator, ABC):
         for key, value in meta.get("fitted", {}).items():
             setattr(model, key, np.asarray(value, dtype=object) if key == "feature_names_in_" else value)
         model.history_ = meta.get("history", [])
+        if "input_scaling" in group:
+            mean, std = (read_array(group, f"input_scaling/{key}", target) for key in ("mean", "std"))
+            model.input_scaling_ = (mean, std)
         return model
 
     def _check_fitted(self) -> None:
@@ -175,7 +183,21 @@ class BaseEstimator(SklearnBaseEstimator, ABC):
         self._check_fitted()
         Xd, in_memory = as_rows(X)
         validate_data(self, X, skip_check_array=True, reset=False)
+        scaling = getattr(self, "input_scaling_", None)
+        if scaling is not None:  # raw rows in, standardised rows to the model
+            Xd = (Xd.astype(np.float64) - scaling[0]) / scaling[1]
         return Xd, in_memory
+
+    def with_input_scaling(self, mean: Any, std: Any) -> Self:
+        """Declare that this fitted model was fitted to ``(X - mean) / std``: from now on (and once saved and
+        loaded) every method takes raw rows and standardises them first.  A new ``fit`` forgets it."""
+        self._check_fitted()
+        mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+        if mean.shape != (self.n_features_in_,) or std.shape != mean.shape or not np.all(std > 0):
+            raise InputError(f"mean and std must be ({self.n_features_in_},) with std > 0; got {mean.shape} and "
+                             f"{std.shape}")
+        self.input_scaling_ = (mean, std)
+        return self
 
 
 class NotFittedError(sklearn.exceptions.NotFittedError):

@@ -10,19 +10,22 @@ import numpy as np
 
 from emdask.errors import InputError
 
-RandomState = int | np.random.Generator | None
+RandomState = int | np.random.Generator | np.random.RandomState | None
 
 
 def make_seed(random_state: RandomState) -> int:
-    """An integer seed from ``None`` (fresh entropy), an int, or a ``numpy.random.Generator``."""
+    """An integer seed from ``None`` (fresh entropy), an int, a ``numpy.random.Generator`` or a legacy
+    ``numpy.random.RandomState`` (what scikit-learn users pass); a generator advances, as scikit-learn's do."""
     if random_state is None:
         return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(2**63))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int64).max, dtype=np.int64))
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
         return int(random_state)
     raise InputError(
-        f"random_state must be None, a non-negative int or a numpy.random.Generator; got {random_state!r}"
+        f"random_state must be None, a non-negative int, a numpy.random.Generator or RandomState; got {random_state!r}"
     )
 
 

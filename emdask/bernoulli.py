@@ -62,6 +62,8 @@ class BernoulliModel:
     alpha: float = 1.0
     tol: float = 1e-3
     stop_on: StopOn = "objective"  # converged when the bound changed by less than tol (scikit-learn)
+    #: A warm start's previous bound: its first iteration converges if the bound moved by less than tol
+    previous_objective: float | None = None
     objective_name = "mean log-posterior"
 
     def log_prob(self, x: np.ndarray, params: BernoulliParams) -> np.ndarray:

@@ -43,8 +43,9 @@ class KMeans(ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, Ba
         ``init_sample_size`` rows drawn in the first pass (the whole data when it is smaller),
         then refined by Lloyd on that sample in memory (a warm-up), so the exact passes start near
         a fixed point.  An array: these centres, as given.
-    n_init : int
-        Restarts from different initialisations; the one with the lowest inertia is kept.
+    n_init : int or "auto"
+        Restarts from different initialisations; the one with the lowest inertia is kept.  ``"auto"``
+        as scikit-learn: 10 for ``init="random"``, else 1.
     max_iter : int
         Maximum Lloyd iterations (passes) per restart.
     tol : float
@@ -92,7 +93,7 @@ class KMeans(ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, Ba
         n_clusters: int = 8,
         *,
         init: str | np.ndarray = "k-means||",
-        n_init: int = 1,
+        n_init: int | str = 1,
         max_iter: int = 300,
         tol: float = 1e-4,
         random_state: RandomState = None,
@@ -117,7 +118,9 @@ class KMeans(ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, Ba
     def _check_params(self, n_samples: int, n_features: int) -> tuple[int, np.ndarray | str, int]:
         k = check_int(self.n_clusters, "n_clusters", 1, n_samples, f"n_samples={n_samples}")
         check_int(self.max_iter, "max_iter", 1)
-        n_init = check_int(self.n_init, "n_init", 1)
+        # "auto" as scikit-learn: one run from a careful start (k-means||, k-means++, given centres), ten from random
+        random_start = isinstance(self.init, str) and self.init == "random"
+        n_init = (10 if random_start else 1) if _is_auto(self.n_init) else check_int(self.n_init, "n_init", 1)
         check_float(self.tol, "tol")
         check_choice(self.cache, "cache", ("auto", True, False))
         check_float(self.oversampling_factor, "oversampling_factor", 0.0, low_open=True)
@@ -126,6 +129,9 @@ class KMeans(ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, Ba
             check_int(self.init_sample_size, "init_sample_size", 1)
         if isinstance(self.init, str):
             return k, check_choice(self.init, "init", _INITS), n_init
+        if callable(self.init):
+            raise InputError("init may not be a callable in emdask (it would need all of X in memory): call it on "
+                             "a sample and pass the centres it returns, or use 'k-means||' or 'k-means++'")
         init = np.array(self.init, dtype=np.float64, copy=True)
         if init.shape != (k, n_features):
             raise InputError(
@@ -221,6 +227,10 @@ class KMeans(ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, Ba
         Xd, _ = self._rows(X)
         data = ChunkedData(Xd, as_weights(sample_weight, Xd), cache=False)
         return -data.map_reduce(_scored_chunk, self.cluster_centers_).inertia
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == "auto"
 
 
 def _scored_chunk(x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> Any:

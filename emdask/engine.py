@@ -196,11 +196,13 @@ def converged(model: Model[Any], history: Sequence[Iteration]) -> bool:
     """The stopping rule of every fit, scikit-learn's for each kind of model.
 
     ``stop_on="shift"`` (K-means): the M-step moved the parameters by at most ``tol``;
-    ``stop_on="objective"`` (EM on a likelihood): the objective changed by less than ``tol``.
+    ``stop_on="objective"`` (EM on a likelihood): the objective changed by less than ``tol`` (for the
+    first iteration, against the model's ``previous_objective``: a warm start's, as scikit-learn does).
     """
     if model.stop_on == "shift":
         return history[-1].shift <= model.tol
-    return len(history) > 1 and abs(history[-1].objective - history[-2].objective) < model.tol
+    before = history[-2].objective if len(history) > 1 else getattr(model, "previous_objective", None)
+    return before is not None and abs(history[-1].objective - before) < model.tol
 
 
 def run_em(

@@ -116,6 +116,8 @@ class GaussianModel:
     reg_covar: float = 1e-6
     tol: float = 1e-3
     stop_on: StopOn = "objective"  # converged when the bound changed by less than tol (scikit-learn)
+    #: A warm start's previous bound: its first iteration converges if the bound moved by less than tol
+    previous_objective: float | None = None
     objective_name = "mean log-likelihood"
 
     @property

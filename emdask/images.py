@@ -472,6 +472,7 @@ def _encode_into(
             "accounting": {
                 **bit_accounting(h * w, len(book)),
                 "bytes_codes": int(target.nbytes_stored()),
+                "bytes_views": sum(_stored(root, f"images/{s.name}/{i}") for i in range(_levels(h, w))),
                 "bytes_codebook": _stored(root, paths[s.name]) if paths[s.name].startswith("images/") else 0,
             },
         }
@@ -510,7 +511,8 @@ def accounting(
     images: Sequence[dict[str, Any]], k: int, codebooks: Sequence[str], bytes_codebooks: int
 ) -> dict[str, Any]:
     """The set's figures from its images' own: pixels, the notes' bits (one 24 K term per stored codebook),
-    bytes stored (codes and codebooks), the worst image's PSNR and the PSNR over every pixel."""
+    bytes stored (codes and codebooks; apart, the small RGB views kept for viewers), the worst image's PSNR and the
+    PSNR over every pixel."""
     n = sum(s["shape"][0] * s["shape"][1] for s in images)
     per_image = not codebooks
     stored_books = len(images) if per_image else len(codebooks)
@@ -525,6 +527,7 @@ def accounting(
         "notes_ratio": notes / raw,
         "bytes_on_disk": stored,
         "disk_ratio": 8 * stored / raw,
+        "bytes_views": sum(s["accounting"].get("bytes_views", 0) for s in images),
         "psnr_db_min": min(s["psnr_db"] for s in images),
         "psnr_db_overall": psnr_from_sse(sum(s["sse"] for s in images), 3 * n),
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Self
 
@@ -138,6 +138,8 @@ class _Mixture(DensityMixin, BaseEstimator):
         def initial(restart: int, passes: Passes) -> Any:
             return self._params() if warm else self._initial_params(passes, summary, model, given, seed, restart)
 
+        if warm:  # the bound carries over, so one iteration per fit converges as it would in one fit
+            model = replace(model, previous_objective=self.lower_bound_)
         return Plan(model, 1 if warm else self.n_init, initial, _minus_lower_bound)
 
     def _finish(self, best: FitResult, score: float, n_features: int) -> None:

@@ -32,6 +32,8 @@ def image_set_rows(summary: dict[str, Any]) -> Rows:
         ("notes' bits (24 K + N ceil(log2 K))", f"{acc['notes_bits']:,} ({100 * acc['notes_ratio']:.2f}% of raw)"),
         ("bytes on disk (codes + codebook)", f"{acc['bytes_on_disk']:,} ({100 * acc['disk_ratio']:.2f}% of raw)"),
     ]
+    if acc.get("bytes_views"):
+        rows.append(("  + RGB views for viewers (1/8 size)", f"{acc['bytes_views']:,} bytes"))
     if source:
         rows.append(("vs the source files", f"{source:,} bytes -> {100 * acc['bytes_on_disk'] / source:.2f}%"))
     return rows

@@ -30,14 +30,21 @@ _blas_users = 0
 _blas_limiter: Any = None
 
 
+#: What local workers log: their own errors (a failed task prints its traceback there) unless a command asks less.
+_worker_log_level = logging.WARNING
+
+
 def quiet_entry_point() -> None:
     """What a command run by a person prints: emdask's progress and every warning, not Dask's INFO lines (each
-    worker's start and stop) nor Prefect's telemetry attempts (``PREFECT_SERVER_ANALYTICS_ENABLED`` if set wins)."""
+    worker's start and stop), nor a local worker's traceback of a failed task (the command reports the failure
+    in one line), nor Prefect's telemetry attempts (``PREFECT_SERVER_ANALYTICS_ENABLED`` if set wins)."""
     import os
 
+    global _worker_log_level
     dask.config.set({"logging.distributed": "error"})
     for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    _worker_log_level = logging.CRITICAL  # a failed task is reported once, as one line, by the entry point
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.getLogger("emdask").setLevel(logging.INFO)
 
@@ -93,7 +100,8 @@ def dask_cluster(scheduler: str | None, workers: int = 2, memory_limit: str = "a
     if workers < 1:
         raise InputError(f"workers must be at least 1; got {workers}")
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0") as lc,
+        LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=":0",
+                     silence_logs=_worker_log_level) as lc,
         Client(lc, set_as_default=False) as client,
         _current(client),
     ):

@@ -2,8 +2,8 @@
 
 Tasks: load table -> fit (or choose K by BIC) -> save model -> write labels -> report.  The table
 is CSV or Parquet files read by ``dask.dataframe`` (choose ``columns``; ``standardize`` scales
-each column to mean 0 and variance 1; the scaling is not stored with the model yet, so a loaded
-model predicts from rows scaled the same way), or a Zarr or NPY array.  The model is saved to
+each column to mean 0 and variance 1, and the model is saved with that standardisation and the column names,
+so the loaded model predicts from raw rows of the same columns), or a Zarr or NPY array.  The model is saved to
 Zarr (``emdask.load`` reads it); per-row labels and, for the mixtures, probabilities can be
 written to Zarr or Parquet.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -54,13 +55,15 @@ def fit(
     with naming(source):
         X, names = read_table(source, columns, options)
         X, scaling = standardized(X, None) if standardize else (X, {})
+        named = not source.rstrip("/").endswith((".npy", ".zarr"))  # arrays have no column names of their own
         return _fit_and_save(X, names, scaling, model, ks, covariance_type, seed, max_iter, output, overwrite,
-                             options)
+                             options, named)
 
 
 def _fit_and_save(
     X: da.Array, names: list[str], scaling: dict[str, list[float]], model: str, ks: list[int], covariance_type: str,
     seed: int, max_iter: int, output: str, overwrite: bool, options: dict[str, Any] | None = None,
+    named: bool = False,
 ) -> dict[str, Any]:
     # every K in one set of passes (each chunk read once per pass for all), each with its own checkpoint
     kind = kinds.named(model)
@@ -79,6 +82,10 @@ def _fit_and_save(
                               f"BIC {value:.6g}" if kind.likelihood else f"inertia {value:.6g}", est.n_iter_,
                               "" if est.converged_ else " (not converged)")
     best = fitted[int(np.argmin(values))]
+    if named:  # a CSV or Parquet table's columns: a frame of other columns is then refused
+        best.feature_names_in_ = np.asarray(names, dtype=object)
+    if scaling:  # the loaded model standardises raw rows itself
+        best.with_input_scaling(scaling["mean"], scaling["std"])
     best.save(output, overwrite=overwrite, storage_options=options)
     return {"table": table, "k": kind.k_of(best),
             "columns": names, "scaling": scaling, "n_rows": int(X.shape[0])}
@@ -94,22 +101,23 @@ def write_labels(
     ``scaling``: the standardisation the model was fitted with, ``{}`` for none, ``None`` to measure it again.
     """
     X, _ = read_table(source, columns, options)
-    if scaling is None or scaling:
-        X, _ = standardized(X, scaling)
     est = emdask.load(output, options)
-    labels = est.predict(X)
+    if getattr(est, "input_scaling_", None) is None and (scaling is None or scaling):
+        X, _ = standardized(X, scaling)  # a model saved before models kept their standardisation
+    with warnings.catch_warnings():  # the columns were chosen by name when X was read: it has none of its own
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        labels = est.predict(X)
+        proba = est.predict_proba(X) if hasattr(est, "predict_proba") else None
     if labels_output.rstrip("/").endswith(".parquet"):
         parts = {"label": labels}
-        if hasattr(est, "predict_proba"):
-            proba = est.predict_proba(X)
+        if proba is not None:
             parts.update({f"p{j}": proba[:, j] for j in range(proba.shape[1])})
         frame = dd.concat([dd.from_dask_array(v, columns=[k]) for k, v in parts.items()], axis=1)
         frame.to_parquet(labels_output, write_index=False, storage_options=options)
     else:
         labels.to_zarr(labels_output, component="labels", overwrite=overwrite, storage_options=options)
-        if hasattr(est, "predict_proba"):
-            est.predict_proba(X).to_zarr(labels_output, component="probabilities", overwrite=overwrite,
-                                         storage_options=options)
+        if proba is not None:
+            proba.to_zarr(labels_output, component="probabilities", overwrite=overwrite, storage_options=options)
     return labels_output
 
 

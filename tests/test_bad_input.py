@@ -132,7 +132,7 @@ ROWS = [
     Bad("infinity", TABLE, _npy(_with(np.inf, 3)), ValueError, r"NaN or infinity \(first at row 3, column 1"),
     Bad("one-dimensional", TABLE, _npy(GOOD[:, 0]), ValueError, r"1-D .*shape \(1000,\).*expected 2-D"),
     Bad("three-dimensional", TABLE, _npy(GOOD.reshape(10, 100, 3)), ValueError, r"3-D .*expected 2-D"),
-    Bad("zero-rows-npy", TABLE, _npy(GOOD[:0]), ValueError, r"at least one sample"),
+    Bad("zero-rows-npy", TABLE, _npy(GOOD[:0]), ValueError, r"0 sample\(s\) .* while a minimum of 1 is required"),
     Bad("zero-rows-csv", TABLE, _text(CSV_HEADER_ONLY, "t.csv"), ValueError, r"has no rows; expected at least one"),
     Bad("one-row-two-components", TABLE, _npy(GOOD[:1]), ValueError, r"at least 2 samples to fit a GaussianMixture"),
     Bad(

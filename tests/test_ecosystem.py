@@ -54,6 +54,7 @@ def test_each_image_is_an_ome_zarr_image_with_its_codes_as_labels(tmp_path, per_
         np.testing.assert_array_equal(np.asarray(nodes[2].data[0]), group["labels/codes/0"][...])
         view_bytes = group["0"].nbytes_stored()
         assert view_bytes < 0.5 * group["labels/codes/0"].nbytes_stored()
+        assert images.info(out)["images"][list(_photos()).index(name)]["accounting"]["bytes_views"] == view_bytes
 
 
 def test_large_images_get_coarser_levels_for_viewers(tmp_path, monkeypatch):

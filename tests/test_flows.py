@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dask.dataframe as dd
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 
@@ -94,6 +95,11 @@ def test_fit_mixture_flow_chooses_k_by_bic_and_writes_labels(tmp_path):
     frame = dd.read_parquet(labels).compute()
     assert list(frame.columns) == ["label", "p0", "p1"] and len(frame) == 272
     np.testing.assert_array_equal(frame["label"].to_numpy(), direct.predict(Xs))
+    # the saved model standardises raw rows itself and knows its columns (no pickle: Zarr arrays and attributes)
+    raw = pd.read_csv(DATA / "old_faithful.csv")[["eruptions", "waiting"]]
+    np.testing.assert_array_equal(model.predict(raw), direct.predict(Xs))
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(raw[["waiting", "eruptions"]])
     assert _artifacts("mixture-report")
 
 

@@ -129,6 +129,11 @@ def test_truncated_jpeg_raises_or_is_skipped(tmp_path):
     assert [s.name for s in sources] == ["good"] and "cut.jpg" in skipped[0]
     summary = images.compress(sources, tmp_path / "out.zarr", n_colours=4, random_state=0, skipped=skipped)
     assert images.info(tmp_path / "out.zarr")["skipped"] == skipped == summary["skipped"]
+    # the command reports the worker's failure as its one last line: no worker traceback, no CancelledError
+    run = subprocess.run([sys.executable, "-m", "emdask.cli", "compress", str(d), "-o", str(tmp_path / "cli.zarr"),
+                          "-k", "4", "--workers", "1"], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1].startswith("emdask: error: cannot read image")
+    assert "Traceback" not in run.stderr and "Compute Failed" not in run.stderr and "Cancelled" not in run.stderr
 
 
 def test_more_colours_than_distinct_pixels_warns(tmp_path):

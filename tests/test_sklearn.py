@@ -10,6 +10,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -133,3 +134,23 @@ def test_saved_model_keeps_its_column_names(tmp_path):
     assert list(loaded.feature_names_in_) == ["x", "y"]
     with pytest.raises(ValueError, match="feature names"):
         loaded.predict(frame[["y", "x"]])
+
+
+def test_what_a_scikit_learn_user_passes_means_the_same(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) + 3])
+    km = emdask.KMeans(3, n_init="auto", random_state=np.random.RandomState(0)).fit(X)
+    km.save(tmp_path / "km.zarr")  # a RandomState is not kept (the fitted model does not depend on it)
+    np.testing.assert_array_equal(emdask.load(tmp_path / "km.zarr").predict(X), km.predict(X))
+    with pytest.raises(ValueError, match="init may not be a callable"):
+        emdask.KMeans(3, init=lambda X, k, random_state: X[:k]).fit(X)
+    # a warm start carries its bound: one iteration per fit converges as scikit-learn's does
+    ours = emdask.GaussianMixture(2, max_iter=1, warm_start=True, random_state=0)
+    theirs = SkGaussianMixture(2, max_iter=1, warm_start=True, random_state=0)
+    calls = []
+    for model in (ours, theirs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            calls.append(next(i for i in range(1, 50) if model.fit(X).converged_))
+    assert calls[0] <= calls[1] + 1 and calls[0] < 10
+    assert len(ours.lower_bounds_) == 1 and ours.lower_bounds_[0] == ours.lower_bound_
