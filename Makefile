@@ -20,10 +20,11 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) -m flows.compress_images data/photos -o out/demo/photos.zarr -k 16 --overwrite
 
+# pytest in two processes (pytest-xdist): much of the suite waits on servers, clusters and subprocesses
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check emdask flows bench tests data
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
