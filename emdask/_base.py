@@ -175,7 +175,8 @@ class BaseEstimator(SklearnBaseEstimator, ABC):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attribute):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate "
+                                 "arguments before using this estimator.")  # scikit-learn's words
 
     def _rows(self, X: Any) -> tuple[da.Array, bool]:
         """``X`` for a fitted model: validated rows with the features of ``fit`` (their number, and their names

@@ -139,7 +139,8 @@ def check_float(value: Any, name: str, low: float = 0.0, low_open: bool = False)
 
 def check_choice(value: Any, name: str, choices: tuple[Any, ...]) -> Any:
     """One of a fixed set of values."""
-    if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+    if not any(value is c or (type(value) is type(c) and value == c) or (isinstance(c, str) and isinstance(value, str)
+               and value == c) for c in choices):  # str subclasses too (numpy's str_)
         raise InputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
 

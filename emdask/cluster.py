@@ -191,8 +191,8 @@ class KMeans(ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, Ba
         distinct = len(np.unique(self.cluster_centers_, axis=0))
         if distinct < self.n_clusters:
             warn(
-                f"only {distinct} distinct clusters found, fewer than n_clusters={self.n_clusters}: "
-                "the data may have fewer distinct points than clusters",
+                f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({self.n_clusters}). "
+                "Possibly due to duplicate points in X.",  # scikit-learn's words, so its users' filters match
                 ConvergenceWarning,
             )
 

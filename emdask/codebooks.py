@@ -217,8 +217,8 @@ def fit(histogram: Histogram, k: int, settings: Settings, sample: int | None = N
     inertia, result = best
     distinct = len(np.unique(result.params, axis=0))
     if distinct < k:
-        warn(f"only {distinct} distinct clusters found, fewer than n_clusters={k}: "
-             "the images have fewer distinct colours than K", ConvergenceWarning)
+        warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}): the images have fewer "
+             "distinct colours than K", ConvergenceWarning)
     codebook = np.clip(np.rint(result.params), 0, 255).astype(np.uint8)
     # what the stored image loses: every pixel coded by its nearest colour of the uint8 codebook (exact in float64)
     sse = data.map_reduce(KMeansModel(k).e_step, codebook.astype(np.float64)).inertia
