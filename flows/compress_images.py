@@ -171,6 +171,7 @@ def compress_images(
     none); ``refit_below``: with ``append``, fit a new codebook version when a new image's PSNR is
     below this many dB; ``storage_options``: endpoint and credentials of an ``output`` at a URL.
     """
+    quiet_entry_point()  # emdask's progress (PREFECT_LOGGING_EXTRA_LOGGERS=emdask sends it to Prefect), not Dask's
     target = at(output, storage_options) if "://" in output else output
     check_writable(target, overwrite=True)
     found = discover(sources, pattern, colour, skip_unreadable)
@@ -221,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
         "that the workers reach, PREFECT_API_URL)",
     )
     args = parser.parse_args(argv)
-    quiet_entry_point()  # emdask's progress (PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it), not Dask's INFO lines
     flow_to_run = compress_images
     if args.task_runner == "dask":
         if not args.scheduler:

@@ -173,6 +173,7 @@ def fit_mixture(
 
     ``storage_options``: endpoint and credentials for a ``source`` or ``output`` at a URL.
     """
+    quiet_entry_point()  # emdask's progress (PREFECT_LOGGING_EXTRA_LOGGERS=emdask sends it to Prefect), not Dask's
     if not kinds.named(model).likelihood and len(k) > 1:
         raise InputError("k lists several values, but K-means has no likelihood to compare them by BIC; give one k")
     for value in k:
@@ -222,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     cluster_args(parser)
     storage_args(parser)
     args = parser.parse_args(argv)
-    quiet_entry_point()  # emdask's progress (PREFECT_LOGGING_EXTRA_LOGGERS=emdask shows it), not Dask's INFO lines
 
     def run() -> int:
         result = fit_mixture(
