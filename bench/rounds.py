@@ -6,7 +6,9 @@ biases their ratio by whatever the drift did in between; alternating them spread
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 
 def interleaved(cases: Mapping[str, Callable[[], float]], rounds: int) -> dict[str, float]:
@@ -16,3 +18,12 @@ def interleaved(cases: Mapping[str, Callable[[], float]], rounds: int) -> dict[s
         for name, case in cases.items():
             times[name].append(case())
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def timed(results: dict[str, Any], name: str, run: Callable[[], Any]) -> Callable[[], float]:
+    """A case for :func:`interleaved`: runs ``run``, keeps what it returns in ``results[name]``, returns its seconds."""
+    def case() -> float:
+        t0 = time.perf_counter()
+        results[name] = run()
+        return time.perf_counter() - t0
+    return case

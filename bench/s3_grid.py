@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import dask
@@ -24,7 +23,7 @@ import dask.array as da
 import numpy as np
 
 from bench.gmm import blobs
-from bench.rounds import interleaved
+from bench.rounds import interleaved, timed
 
 KS = (4, 8, 16, 32)
 
@@ -71,19 +70,13 @@ def main() -> None:
         kmeans = dict(init="k-means++", tol=0.0, max_iter=args.iters, random_state=0, cache=False)
         fitted: dict[str, Any] = {}
 
-        def timed(name: str, fit: Callable[[], Any]) -> Callable[[], float]:
-            def case() -> float:
-                t0 = time.perf_counter()
-                fitted[name] = fit()
-                return time.perf_counter() - t0
-            return case
 
         cases = {
-            "read": timed("read", lambda: X.sum().compute()),
-            "pass": timed("pass", lambda: emdask.KMeans(KS[-1], init=centres, n_init=1, max_iter=1, tol=0.0,
+            "read": timed(fitted, "read", lambda: X.sum().compute()),
+            "pass": timed(fitted, "pass", lambda: emdask.KMeans(KS[-1], init=centres, n_init=1, max_iter=1, tol=0.0,
                                                         cache=False).fit(X)),
-            "alone": timed("alone", lambda: emdask.KMeans(KS[-1], **kmeans).fit(X)),
-            "grid": timed("grid", lambda: emdask.fit_together([emdask.KMeans(k, **kmeans) for k in KS], X)),
+            "alone": timed(fitted, "alone", lambda: emdask.KMeans(KS[-1], **kmeans).fit(X)),
+            "grid": timed(fitted, "grid", lambda: emdask.fit_together([emdask.KMeans(k, **kmeans) for k in KS], X)),
         }
         with dask.config.set(scheduler="threads"), warnings.catch_warnings():
             warnings.simplefilter("ignore", emdask.ConvergenceWarning)  # tol=0: a fixed number of passes

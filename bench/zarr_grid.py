@@ -15,7 +15,6 @@ import argparse
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import dask.array as da
 import numpy as np
 
 from bench.gmm import blobs
-from bench.rounds import interleaved
+from bench.rounds import interleaved, timed
 
 KS = (4, 8, 16, 32)
 
@@ -56,12 +55,6 @@ def main(limits: tuple[float, float] | None = None) -> None:
         read = time.perf_counter() - t0
         fitted: dict[str, Any] = {}
 
-        def timed(name: str, fit: Callable[[], Any]) -> Callable[[], float]:
-            def case() -> float:
-                t0 = time.perf_counter()
-                fitted[name] = fit()
-                return time.perf_counter() - t0
-            return case
 
         def gmm_alone() -> Any:
             model = emdask.GaussianMixture(KS[-1], **params).fit(X)
@@ -70,11 +63,11 @@ def main(limits: tuple[float, float] | None = None) -> None:
 
         kmeans = dict(init="k-means++", tol=0.0, max_iter=args.iters, random_state=0, cache=False)
         cases = {
-            "gmm alone": timed("gmm alone", gmm_alone),
-            "gmm grid": timed("gmm grid", lambda: emdask.select_by_bic(X, KS, **params)[0]),
-            "kmeans alone": timed("kmeans alone", lambda: emdask.KMeans(KS[-1], **kmeans).fit(X)),
+            "gmm alone": timed(fitted, "gmm alone", gmm_alone),
+            "gmm grid": timed(fitted, "gmm grid", lambda: emdask.select_by_bic(X, KS, **params)[0]),
+            "kmeans alone": timed(fitted, "kmeans alone", lambda: emdask.KMeans(KS[-1], **kmeans).fit(X)),
             "kmeans grid": timed(
-                "kmeans grid", lambda: emdask.fit_together([emdask.KMeans(k, **kmeans) for k in KS], X)
+                fitted, "kmeans grid", lambda: emdask.fit_together([emdask.KMeans(k, **kmeans) for k in KS], X)
             ),
         }
         with warnings.catch_warnings():
