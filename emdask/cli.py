@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="emdask", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbose = "more detail: -v emdask's every step, -vv also Dask's own logs and worker tracebacks"
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=verbose)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{compress,decompress,info}")
 
     c = sub.add_parser(
@@ -82,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="write contact_sheet.png and convergence.png (default: <store>.plots beside a local store, "
                         "in the current folder for a URL)")
     storage_args(i)
+    for command in (c, d, i):  # also after the command: emdask compress ... -v
+        command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=verbose)
     return parser
 
 
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; an error is one line on stderr and exit status 1 (2 for bad usage, 3 for an unreached
     --psnr target)."""
     args = _parser().parse_args(argv)
-    quiet_entry_point()
+    quiet_entry_point(args.verbose)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     command = {"compress": _compress, "decompress": _decompress, "info": _info}[args.command]
     return one_line_errors("emdask", lambda: command(args))

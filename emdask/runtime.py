@@ -34,19 +34,23 @@ _blas_limiter: Any = None
 _worker_log_level = logging.WARNING
 
 
-def quiet_entry_point() -> None:
+def quiet_entry_point(verbosity: int = 0) -> None:
     """What a command run by a person prints: emdask's progress and every warning, not Dask's INFO lines (each
     worker's start and stop), nor a local worker's traceback of a failed task (the command reports the failure
-    in one line), nor Prefect's telemetry attempts (``PREFECT_SERVER_ANALYTICS_ENABLED`` if set wins)."""
+    in one line), nor Prefect's telemetry attempts (``PREFECT_SERVER_ANALYTICS_ENABLED`` if set wins).
+    ``verbosity`` 1 adds emdask's details (each pass over a sub-problem, each K tried); 2 also Dask's own lines
+    and the workers' tracebacks."""
     import os
 
     global _worker_log_level
-    dask.config.set({"logging.distributed": "error"})
+    dask_level = logging.INFO if verbosity >= 2 else logging.ERROR
+    dask.config.set({"logging.distributed": logging.getLevelName(dask_level).lower()})
     for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    _worker_log_level = logging.CRITICAL  # a failed task is reported once, as one line, by the entry point
+        logging.getLogger(name).setLevel(dask_level)
+    # a failed task is reported once, as one line, by the entry point
+    _worker_log_level = logging.INFO if verbosity >= 2 else logging.CRITICAL
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    logging.getLogger("emdask").setLevel(logging.INFO)
+    logging.getLogger("emdask").setLevel(logging.DEBUG if verbosity >= 1 else logging.INFO)
 
 
 @contextmanager

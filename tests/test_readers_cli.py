@@ -304,3 +304,21 @@ def test_command_line_append_to_a_model_is_refused(tmp_path):
     assert (
         result.stderr.strip().splitlines()[-1] == f"emdask: error: '{model}' holds an emdask 'KMeans', not 'image-set'"
     )
+
+
+def test_verbosity_before_or_after_the_command():
+    import logging
+
+    from emdask.cli import _parser
+    from emdask.runtime import quiet_entry_point
+
+    parser = _parser()
+    argvs = (["info", "s"], ["-v", "info", "s"], ["info", "s", "-vv"])
+    assert [parser.parse_args(a).verbose for a in argvs] == [0, 1, 2]
+    quiet_entry_point(1)
+    assert logging.getLogger("emdask").level == logging.DEBUG
+    assert logging.getLogger("distributed").level == logging.ERROR
+    quiet_entry_point(2)
+    assert logging.getLogger("distributed").level == logging.INFO
+    quiet_entry_point(0)
+    assert logging.getLogger("emdask").level == logging.INFO and logging.getLogger("distributed").level == logging.ERROR
