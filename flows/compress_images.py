@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -113,14 +114,26 @@ def report(summary: dict[str, Any], output: Target) -> str:
     markdown = as_markdown(image_set_rows(summary), f"Image set `{output}`")
     (where / "report.md").write_text(markdown)
     create_markdown_artifact(markdown, key="image-set-report", description=f"compression of {output}")
-    # the pictures themselves, as data URLs: the UI shows them wherever it runs (a file:// link shows nothing)
     create_image_artifact(_data_url(sheet), key="contact-sheet", description="originals and compressed")
     create_image_artifact(_data_url(curve), key="convergence", description="K-means inertia per pass")
     return str(where)
 
 
+#: The pictures as artifacts: at most this wide, as JPEG, so the artifact's event stays under Prefect's size limit.
+ARTIFACT_WIDTH = 1200
+
+
 def _data_url(png: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+    """The picture as a ``data:`` URL, which the Prefect UI shows wherever it runs (a ``file://`` one shows nothing)."""
+    from PIL import Image
+
+    with Image.open(png) as picture:
+        picture = picture.convert("RGB")
+        if picture.width > ARTIFACT_WIDTH:
+            picture = picture.resize((ARTIFACT_WIDTH, round(picture.height * ARTIFACT_WIDTH / picture.width)))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=88)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def finished_set(

@@ -34,6 +34,8 @@ n = 0
 while not pathlib.Path(stop).exists():
     models[n % 2].save(target, overwrite=True)
     n += 1
+    if n == 2:
+        print("writing", flush=True)  # the reader's clock starts now, not while this process imports
     time.sleep(0.03)
 print(n)
 """
@@ -68,6 +70,7 @@ def test_reader_never_sees_a_torn_model_while_a_writer_replaces_it(tmp_path, suf
     )
     seen = [0, 0]
     try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
             loaded = emdask.load(target)
