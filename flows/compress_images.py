@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "that the workers reach, PREFECT_API_URL)",
     )
     args = parser.parse_args(argv)
+    quiet_entry_point()  # before Prefect starts its temporary server: no telemetry attempts
     flow_to_run = compress_images
     if args.task_runner == "dask":
         if not args.scheduler:

@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster_args(parser)
     storage_args(parser)
     args = parser.parse_args(argv)
+    quiet_entry_point()  # before Prefect starts its temporary server: no telemetry attempts
 
     def run() -> int:
         result = fit_mixture(
