@@ -259,6 +259,11 @@ def test_help_is_useful():
     assert result.returncode == 0 and "emdask compress photos/ -o photos.zarr -k 16" in result.stdout
     result = subprocess.run([sys.executable, "-m", "emdask.cli", "compress", "--help"], capture_output=True, text=True)
     assert "--psnr" in result.stdout and "--scheduler" in result.stdout and "--memory-limit" in result.stdout
+    for flow in ("flows.compress_images", "flows.fit_mixture"):  # every option described, with its default
+        shown = subprocess.run([sys.executable, "-m", flow, "--help"], capture_output=True, text=True).stdout
+        text = " ".join(shown.split())
+        assert "--max-iter MAX_ITER maximum" in text and "(default: 300)" in text and "--seed SEED random seed" in text
+        assert "--memory-limit" in text and "--storage-option KEY=VALUE" in text and "(default: None)" not in text
 
 
 def test_command_line_append(tmp_path, capsys):
