@@ -14,11 +14,6 @@ export PREFECT_LOGGING_EXTRA_LOGGERS ?= emdask
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[flows,test]"
-	touch $@
-
-# the benchmarks' other tools (dask-ml, faiss) only for `make bench`
-$(VENV)/.installed-bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[flows,test,bench]"
 	touch $@
 
@@ -31,7 +26,7 @@ test: $(VENV)/.installed
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed
 	$(PY) -m bench
 
 clean:
