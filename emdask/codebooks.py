@@ -22,7 +22,6 @@ import dask
 import dask.array as da
 import numpy as np
 
-from emdask._base import ConvergenceWarning, warn
 from emdask._kernels import N_COLOURS, colour_table, count_colours, merge_counts
 from emdask._random import RandomState, client_rng, make_seed
 from emdask._stats import Stats
@@ -217,6 +216,8 @@ def fit(histogram: Histogram, k: int, settings: Settings, sample: int | None = N
     inertia, result = best
     distinct = len(np.unique(result.params, axis=0))
     if distinct < k:
+        from emdask._base import ConvergenceWarning, warn  # here: a worker fitting a codebook needs no estimator
+
         warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}): the images have fewer "
              "distinct colours than K", ConvergenceWarning)
     codebook = np.clip(np.rint(result.params), 0, 255).astype(np.uint8)

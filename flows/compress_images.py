@@ -127,12 +127,12 @@ def _data_url(png: Path) -> str:
     """The picture as a ``data:`` URL, which the Prefect UI shows wherever it runs (a ``file://`` one shows nothing)."""
     from PIL import Image
 
-    with Image.open(png) as picture:
-        picture = picture.convert("RGB")
-        if picture.width > ARTIFACT_WIDTH:
-            picture = picture.resize((ARTIFACT_WIDTH, round(picture.height * ARTIFACT_WIDTH / picture.width)))
-        buffer = io.BytesIO()
-        picture.save(buffer, format="JPEG", quality=88)
+    with Image.open(png) as drawn:
+        rgb = drawn.convert("RGB")
+    if rgb.width > ARTIFACT_WIDTH:
+        rgb = rgb.resize((ARTIFACT_WIDTH, round(rgb.height * ARTIFACT_WIDTH / rgb.width)))
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=88)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
