@@ -537,11 +537,20 @@ def bic_of(models: Sequence[_Mixture], X: Any) -> list[float]:
 
 def mean_log_likelihoods(models: Sequence[_Mixture], X: Any) -> list[float]:
     """Each fitted mixture's mean log-likelihood per row of ``X`` (``score``), from one shared pass."""
-    Xd = [m._rows(X)[0] for m in models][0] if models else as_rows(X)[0]  # each checks its features, as predict
-    data = ChunkedData(Xd, None, cache=False, name="scoring")
+    rows = [m._rows(X)[0] for m in models]  # each checks its features (and standardises), as predict does
+    scalings = [getattr(m, "input_scaling_", None) for m in models]
+    if any(not _same_scaling(a, scalings[0]) for a in scalings):
+        raise InputError("the models standardise their input differently; score them one at a time")
+    data = ChunkedData(rows[0] if rows else as_rows(X)[0], None, cache=False, name="scoring")
     procedures = [partial(_mean_log_likelihood, m._model_for(len(m.weights_)), m._params(), type(m)._check_chunk)
                   for m in models]
     return run_shared(data, procedures)
+
+
+def _same_scaling(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,15 @@ def test_what_a_scikit_learn_user_passes_means_the_same(tmp_path):
             calls.append(next(i for i in range(1, 50) if model.fit(X).converged_))
     assert calls[0] <= calls[1] + 1 and calls[0] < 10
     assert len(ours.lower_bounds_) == 1 and ours.lower_bounds_[0] == ours.lower_bound_
+
+
+def test_models_scored_together_use_each_ones_standardisation_or_refuse():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 4]) * 10 + 50
+    Xs = (X - X.mean(axis=0)) / X.std(axis=0)
+    plain = emdask.GaussianMixture(2, random_state=0).fit(Xs)
+    scaled = clone(plain).fit(Xs).with_input_scaling(X.mean(axis=0), X.std(axis=0))
+    assert scaled.score(X) == pytest.approx(plain.score(Xs), rel=1e-12)  # raw rows in, as the model was fitted
+    assert emdask.bic_of([scaled, scaled], X)[0] == pytest.approx(plain.bic(Xs), rel=1e-12)
+    with pytest.raises(ValueError, match="standardise their input differently"):
+        emdask.bic_of([scaled, plain], X)
