@@ -36,11 +36,29 @@ def _add_row(
     return wi * dist2
 
 
-#: Rows per block of the fused K-means pass: the block's features, best distances and labels stay in registers and L1.
+#: Rows per block of the fused K-means pass: the block's features, best distances and labels stay in L1.
 ROW_BLOCK = 64
 #: Interleaved partial sums of the fused pass: consecutive rows of one cluster (common in sorted colours) would
 #: otherwise wait on each other's additions to the same count.
 _LANES = 4
+#: Unit roundoff of float32, for the bound on the error of a distance computed in float32 lanes.
+_U32 = 2.0**-24
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _exact_dist2(x64: np.ndarray, i: int, centres: np.ndarray, c: int, dp: int) -> float:
+    """Row ``i`` of ``x64`` (B, dp) to centre ``c`` of ``centres`` (K, dp): the exact float64 squared distance,
+    features summed in groups of four (RGB: one group of three), in the order the float64 lanes sum them."""
+    if dp == 3:
+        t0, t1, t2 = x64[i, 0] - centres[c, 0], x64[i, 1] - centres[c, 1], x64[i, 2] - centres[c, 2]
+        return t0 * t0 + t1 * t1 + t2 * t2
+    s = 0.0
+    for j in range(0, dp, 4):
+        t0, t1 = x64[i, j] - centres[c, j], x64[i, j + 1] - centres[c, j + 1]
+        t2, t3 = x64[i, j + 2] - centres[c, j + 2], x64[i, j + 3] - centres[c, j + 3]
+        g = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
+        s = g if j == 0 else s + g
+    return s
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -48,6 +66,7 @@ def lloyd_chunk(
     x: np.ndarray,
     w: np.ndarray,
     centres_t: np.ndarray,
+    lanes: np.ndarray,
     labels: np.ndarray,
     dist2: np.ndarray,
     counts: np.ndarray,
@@ -55,40 +74,71 @@ def lloyd_chunk(
 ) -> float:
     """Assign every row of ``x`` (n, D) to its nearest centre (``centres_t`` is (D, K)); returns the inertia.
 
-    Fills ``labels`` (n,) and ``dist2`` (n,), adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,) weights.
-    Rows go in blocks of :data:`ROW_BLOCK`, features first, so the exact float64 squared distances
-    to one centre and the running first minimum vectorise across rows (SIMD lanes hold rows); the
-    features are summed four at a time in a fixed order, so the distances do not depend on the block.
+    Fills ``labels`` (n,) and ``dist2`` (n,), adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,)
+    weights, or empty for unit weights.  ``lanes`` is an empty array of the arithmetic's type.
+    Rows go in blocks of :data:`ROW_BLOCK`, features first, so the squared distances to four
+    centres at a time and the running first minimum vectorise across rows (SIMD lanes hold rows).
+
+    float64 lanes compute the exact distances.  float32 lanes (for data that float32 holds
+    exactly: twice the rows per instruction) compute them about the centres' mean and keep the
+    runner-up too; where the two are closer than the bound on float32's error the row is
+    assigned again from exact float64 distances, so the labels are those of float64 arithmetic.
+    Either way each row's distance to its centre, the counts, sums and inertia are float64.
     """
     n, d = x.shape
     k = centres_t.shape[1]
+    narrow = lanes.itemsize == 4
     dp = 3 if d == 3 else d + (-d) % 4  # RGB pixels in one group of three; else groups of four, padded with zeros
-    centres = np.zeros((dp, k))
-    centres[:d] = centres_t
-    xs = np.zeros((dp, ROW_BLOCK))
-    acc = np.empty(ROW_BLOCK)
-    best = np.empty(ROW_BLOCK)
-    label = np.empty(ROW_BLOCK, np.int64)
+    kp = k + (-k) % 4  # centres four at a time, padded with centres at infinity
+    origin = np.zeros(d)
+    if narrow:  # about the centres' mean, float32 rounding is relative to the clusters' spread, not to |x|
+        for j in range(d):
+            origin[j] = centres_t[j].mean()
+    exact_centres = np.zeros((k, dp))
+    exact_centres[:, :d] = centres_t.T
+    centres = np.zeros((dp, kp), lanes.dtype)
+    centres[:d, k:] = np.inf
+    radius2 = 0.0
+    for c in range(k):
+        r = 0.0
+        for j in range(d):
+            v = centres_t[j, c] - origin[j]
+            centres[j, c] = v
+            r += v * v
+        radius2 = max(radius2, r)
+    # |d32 - d| <= (dp + 7) u d + 2 u R^2 for every centre (R: the centres' largest distance to the origin), so
+    # the float32 first minimum is the exact one when the runner-up is farther than twice that, with a margin of 2
+    relative, absolute = 2 * _U32 * (dp + 7), 8 * _U32 * radius2
+    x64 = np.zeros((ROW_BLOCK, dp))
+    xs = np.zeros((dp, ROW_BLOCK), lanes.dtype)
+    acc = np.empty(ROW_BLOCK, lanes.dtype)
+    best = np.empty(ROW_BLOCK, lanes.dtype)
+    second = np.empty(ROW_BLOCK, lanes.dtype)
+    label = np.empty(ROW_BLOCK, lanes.dtype)  # the lanes' own type: compares and selects keep one lane width
+    unsure = np.zeros(ROW_BLOCK, np.bool_)
+    exact = np.zeros(ROW_BLOCK)
+    inertia = np.zeros(ROW_BLOCK)
     part_counts = np.zeros((_LANES, k))
     part_sums = np.zeros((_LANES, k, d))
-    part_inertia = np.zeros(_LANES)
     for start in range(0, n, ROW_BLOCK):
         m = min(ROW_BLOCK, n - start)
         for i in range(m):
             for j in range(d):
-                xs[j, i] = np.float64(x[start + i, j])
+                x64[i, j] = np.float64(x[start + i, j])
+        for j in range(d):
+            o = origin[j]
+            for i in range(m):
+                xs[j, i] = x64[i, j] - o
         best[:] = np.inf
+        second[:] = np.inf
         label[:] = 0
-        for c in range(k):
+        for c in range(0, kp, 4):
             if dp == 3:
-                a0, a1, a2 = centres[0, c], centres[1, c], centres[2, c]
-                r0, r1, r2 = xs[0], xs[1], xs[2]
-                for i in range(ROW_BLOCK):
-                    t0, t1, t2 = r0[i] - a0, r1[i] - a1, r2[i] - a2
-                    acc[i] = t0 * t0 + t1 * t1 + t2 * t2
-            else:
+                _nearest_of_four_rgb(xs, centres, c, best, second, label)
+                continue
+            for cc in range(c, c + 4):
                 for j in range(0, dp, 4):
-                    a0, a1, a2, a3 = centres[j, c], centres[j + 1, c], centres[j + 2, c], centres[j + 3, c]
+                    a0, a1, a2, a3 = centres[j, cc], centres[j + 1, cc], centres[j + 2, cc], centres[j + 3, cc]
                     r0, r1, r2, r3 = xs[j], xs[j + 1], xs[j + 2], xs[j + 3]
                     if j == 0:
                         for i in range(ROW_BLOCK):
@@ -98,22 +148,129 @@ def lloyd_chunk(
                         for i in range(ROW_BLOCK):
                             t0, t1, t2, t3 = r0[i] - a0, r1[i] - a1, r2[i] - a2, r3[i] - a3
                             acc[i] += t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
-            for i in range(ROW_BLOCK):  # the first minimum: a later centre must be strictly nearer
-                better = acc[i] < best[i]
-                best[i] = acc[i] if better else best[i]
-                label[i] = c if better else label[i]
+                fc = lanes.dtype.type(cc)
+                if narrow:  # the first minimum (a later centre must be strictly nearer) and the runner-up
+                    for i in range(ROW_BLOCK):
+                        a, b = acc[i], best[i]
+                        second[i] = min(second[i], max(a, b))
+                        best[i] = min(a, b)
+                        label[i] = fc if a < b else label[i]
+                else:
+                    for i in range(ROW_BLOCK):
+                        a, b = acc[i], best[i]
+                        best[i] = min(a, b)
+                        label[i] = fc if a < b else label[i]
+        flagged = False
+        if narrow and k > 1:
+            for i in range(ROW_BLOCK):
+                b, s = np.float64(best[i]), np.float64(second[i])
+                unsure[i] = not (s - b > relative * (s + b) + absolute)  # NaN (both infinite) is unsure too
+                flagged |= unsure[i] and i < m
         for i in range(m):
-            lane, c, wi = i % _LANES, label[i], w[start + i]
+            c = int(label[i])
+            if flagged and unsure[i]:
+                nearest = np.inf
+                for cc in range(k):
+                    v = _exact_dist2(x64, i, exact_centres, cc, dp)
+                    if v < nearest:
+                        c, nearest = cc, v
+            exact[i] = _exact_dist2(x64, i, exact_centres, c, dp) if narrow else np.float64(best[i])
+            wi = 1.0 if w.shape[0] == 0 else w[start + i]
             labels[start + i] = c
-            dist2[start + i] = best[i]
+            dist2[start + i] = exact[i]
+            lane = i % _LANES
             part_counts[lane, c] += wi
-            for j in range(d):
-                part_sums[lane, c, j] += wi * xs[j, i]
-            part_inertia[lane] += wi * best[i]
+            if d == 3:
+                part_sums[lane, c, 0] += wi * x64[i, 0]
+                part_sums[lane, c, 1] += wi * x64[i, 1]
+                part_sums[lane, c, 2] += wi * x64[i, 2]
+            else:
+                for j in range(d):
+                    part_sums[lane, c, j] += wi * x64[i, j]
+        if w.shape[0] == 0:
+            for i in range(m):
+                inertia[i] += exact[i]
+        else:
+            for i in range(m):
+                inertia[i] += w[start + i] * exact[i]
     for lane in range(_LANES):
         counts += part_counts[lane]
         sums += part_sums[lane]
-    return part_inertia.sum()
+    return inertia.sum()
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _nearest_of_four_rgb(
+    xs: np.ndarray, centres: np.ndarray, c: int, best: np.ndarray, second: np.ndarray, label: np.ndarray
+) -> None:
+    """Centres ``c .. c+3`` against a block of RGB rows (``xs`` (3, B)): the running minimum, runner-up and label.
+
+    Four centres per visit of the block: its rows, minima and labels are loaded and stored once for four.
+    """
+    a0, a1, a2 = centres[0, c], centres[1, c], centres[2, c]
+    b0, b1, b2 = centres[0, c + 1], centres[1, c + 1], centres[2, c + 1]
+    e0, e1, e2 = centres[0, c + 2], centres[1, c + 2], centres[2, c + 2]
+    g0, g1, g2 = centres[0, c + 3], centres[1, c + 3], centres[2, c + 3]
+    f0, f1, f2, f3 = label.dtype.type(c), label.dtype.type(c + 1), label.dtype.type(c + 2), label.dtype.type(c + 3)
+    r, q, p = xs[0], xs[1], xs[2]
+    for i in range(best.shape[0]):
+        y0, y1, y2 = r[i], q[i], p[i]
+        t0, t1, t2 = y0 - a0, y1 - a1, y2 - a2
+        d0 = t0 * t0 + t1 * t1 + t2 * t2
+        t0, t1, t2 = y0 - b0, y1 - b1, y2 - b2
+        d1 = t0 * t0 + t1 * t1 + t2 * t2
+        t0, t1, t2 = y0 - e0, y1 - e1, y2 - e2
+        d2 = t0 * t0 + t1 * t1 + t2 * t2
+        t0, t1, t2 = y0 - g0, y1 - g1, y2 - g2
+        d3 = t0 * t0 + t1 * t1 + t2 * t2
+        b, s, lb = best[i], second[i], label[i]
+        s = min(s, max(d0, b))
+        lb = f0 if d0 < b else lb
+        b = min(d0, b)
+        s = min(s, max(d1, b))
+        lb = f1 if d1 < b else lb
+        b = min(d1, b)
+        s = min(s, max(d2, b))
+        lb = f2 if d2 < b else lb
+        b = min(d2, b)
+        s = min(s, max(d3, b))
+        lb = f3 if d3 < b else lb
+        best[i], second[i], label[i] = min(d3, b), s, lb
+
+
+#: Rows per block of :func:`column_moments`: each block's mean is taken first, then its squares about it.
+_MOMENT_BLOCK = 4096
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def column_moments(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Row count, mean and centred sum of squares of each column of ``x`` (n, D), in float64.
+
+    Blocks of rows are summed twice (the mean, then squares about it) and merged by Chan et
+    al.'s formula, as :class:`emdask._stats.Moments` merges chunks: no float64 copy of ``x``.
+    """
+    n, d = x.shape
+    mean, m2 = np.zeros(d), np.zeros(d)
+    block_mean, block_m2 = np.empty(d), np.empty(d)
+    for start in range(0, n, _MOMENT_BLOCK):
+        stop = min(n, start + _MOMENT_BLOCK)
+        size = stop - start
+        block_mean[:] = 0.0
+        for i in range(start, stop):
+            for j in range(d):
+                block_mean[j] += np.float64(x[i, j])
+        block_mean /= size
+        block_m2[:] = 0.0
+        for i in range(start, stop):
+            for j in range(d):
+                t = np.float64(x[i, j]) - block_mean[j]
+                block_m2[j] += t * t
+        total = start + size
+        for j in range(d):
+            delta = block_mean[j] - mean[j]
+            mean[j] += delta * (size / total)
+            m2[j] += block_m2[j] + delta * delta * (start * size / total)
+    return float(n), mean, m2
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"nnan"})

@@ -13,7 +13,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from emdask._kernels import kth_largest
+from emdask._kernels import column_moments, kth_largest
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,11 @@ class Moments:
 
     @classmethod
     def of(cls, x: np.ndarray) -> Moments:
-        x = np.asarray(x, dtype=np.float64)
-        if len(x) == 0:
-            return cls(0.0, np.zeros(x.shape[1]), np.zeros(x.shape[1]))
-        mean = x.mean(axis=0)
-        return cls(float(len(x)), mean, ((x - mean) ** 2).sum(axis=0))
+        """The moments of a chunk (n, D), in one compiled pass without a float64 copy."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            x = x.astype(np.float64)
+        return cls(*column_moments(x))
 
     @property
     def var(self) -> np.ndarray:

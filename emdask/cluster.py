@@ -164,6 +164,8 @@ class KMeans(ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, Ba
         return self._check_params(*Xd.shape)
 
     def _sample_size(self, checked: tuple[int, np.ndarray | str, int]) -> int:
+        if isinstance(checked[1], np.ndarray):  # the centres are given: no sample to draw
+            return 0
         return self.init_sample_size or max(20_000, 100 * checked[0])
 
     def _plan(self, data: Passes, summary: Summary, checked: tuple[int, np.ndarray | str, int], seed: int) -> Plan:

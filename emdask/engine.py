@@ -477,10 +477,13 @@ def summarize_chunk(
             f"sample_weight must be non-negative; got {w[w < 0][0].item()!r} at row {offset + np.argmax(w < 0)}"
         )
     pos = w > 0
-    u = row_uniforms(seed, 0, offset, len(x))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
-    sample = TopK.of(size, keys, offset, x, (w,))
+    if size:
+        u = row_uniforms(seed, 0, offset, len(x))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keys = np.where(pos, np.log(u) / np.where(pos, w, 1.0), -np.inf)
+        sample = TopK.of(size, keys, offset, x, (w,))
+    else:  # nothing to initialise from (the starting parameters are given)
+        sample = TopK.of(0, np.empty(0), offset, x[:0], (w[:0],))
     return Summary(Moments.of(x), float(w.sum()), float(pos.sum()), sample)
 
 

@@ -53,16 +53,18 @@ class KMeansModel:
         """
         k, (n, d) = self.n_clusters, x.shape
         counts, sums = np.zeros(k), np.zeros((k, d))
-        weights = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
         if d <= MAX_FEATURES:
+            weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)
             blocks = _fused_blocks(x, weights, centres, counts, sums)
         else:
+            weights = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
             blocks = _blas_blocks(x, weights, centres, counts, sums)
         inertia, far = 0.0, TopK.of(k, np.empty(0), offset, x[:0], (np.empty(0), np.empty(0)))
         for rows, labels, dist2, part in blocks:
             inertia += part
-            keys = dist2 if w is None else np.where(weights[rows] > 0, dist2, -np.inf)
-            far = far + TopK.of(k, keys, offset + rows.start, x[rows], (labels, weights[rows]))
+            block_weights = np.broadcast_to(1.0, len(labels)) if w is None else w[rows]
+            keys = dist2 if w is None else np.where(block_weights > 0, dist2, -np.inf)
+            far = far + TopK.of(k, keys, offset + rows.start, x[rows], (labels, block_weights))
         return KMeansStats(counts, sums, float(inertia), far)
 
     def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:
@@ -89,6 +91,8 @@ class KMeansModel:
         return float(((new - old) ** 2).sum())
 
 
+#: The fused kernel computes in float32 lanes from this many centres on (bench/RESULTS.md).
+FLOAT32_FROM = 32
 #: Rows per call of the fused kernel: their labels and distances (16 bytes a row) stay in the core's cache.
 FUSED_ROWS = 1 << 16
 
@@ -96,14 +100,25 @@ FUSED_ROWS = 1 << 16
 def _fused_blocks(
     x: np.ndarray, w: np.ndarray, centres: np.ndarray, counts: np.ndarray, sums: np.ndarray
 ) -> Iterator[tuple[slice, np.ndarray, np.ndarray, float]]:
-    """Per block of rows: its slice, labels, exact distances and inertia; its counts and sums added in place."""
+    """Per block of rows: its slice, labels, exact distances and inertia; its counts and sums added in place.
+
+    ``w`` empty: unit weights.  float32 arithmetic where float32 holds the data exactly and there are
+    :data:`FLOAT32_FROM` centres or more (``lloyd_chunk``; with fewer, checking its labels costs what it saves).
+    """
     centres_t = np.ascontiguousarray(centres.T)
+    narrow = _exact_in_float32(x.dtype) and len(centres) >= FLOAT32_FROM
+    lanes = np.empty(0, np.float32 if narrow else np.float64)
     labels, dist2 = np.empty(min(len(x), FUSED_ROWS), np.intp), np.empty(min(len(x), FUSED_ROWS))
     for start in range(0, len(x), FUSED_ROWS):
         rows = slice(start, min(len(x), start + FUSED_ROWS))
         m = rows.stop - start
-        inertia = lloyd_chunk(x[rows], w[rows], centres_t, labels[:m], dist2[:m], counts, sums)
+        inertia = lloyd_chunk(x[rows], w[rows], centres_t, lanes, labels[:m], dist2[:m], counts, sums)
         yield rows, labels[:m], dist2[:m], inertia
+
+
+def _exact_in_float32(dtype: np.dtype) -> bool:
+    """Whether float32 holds every value of ``dtype``: float32 itself, booleans and integers of up to 16 bits."""
+    return dtype == np.float32 or (dtype.kind in "biu" and dtype.itemsize <= 2)
 
 
 def _blas_blocks(

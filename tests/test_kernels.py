@@ -21,12 +21,15 @@ def brute(x: np.ndarray, w: np.ndarray, centres: np.ndarray):
     return labels, counts, sums, float(w @ dist2)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
-    st.integers(0, 400), st.integers(1, kmeans.MAX_FEATURES), st.integers(1, 12),
-    st.sampled_from([np.uint8, np.int64, np.float32, np.float64, np.bool_]), st.integers(0, 2**31), st.booleans(),
+    st.integers(0, 400), st.integers(1, kmeans.MAX_FEATURES), st.sampled_from([1, 2, 5, 12, 32, 37, 64]),
+    st.sampled_from([np.uint8, np.int16, np.int64, np.float32, np.float64, np.bool_]), st.integers(0, 2**31),
+    st.booleans(),
 )
 def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
+    """Every dtype, in float64 lanes (few centres, or data float32 cannot hold) and float32 lanes (uint8, int16,
+    float32 and bool with 32 centres or more); small integers, so exact ties are everywhere."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many exact ties
     centres = rng.integers(0, 4, (k, d)).astype(np.float64)
@@ -38,6 +41,24 @@ def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
     np.testing.assert_allclose(stats.inertia, inertia, rtol=1e-12, atol=1e-12)
     if len(stats.far.index):
         np.testing.assert_array_equal(stats.far.extra[:, 0], labels[stats.far.index])
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_float32_lanes_give_the_float64_labels_where_float32_cannot_tell_the_centres_apart(offset):
+    """Rows halfway between two centres, a few float32 spacings to either side, among 38 far centres that move the
+    float32 origin away: float32 distances tie or flip, the labels must still be float64's first minimum."""
+    spacing = float(np.spacing(np.float32(offset + 0.5)))
+    first = np.concatenate([offset + 0.5 + np.arange(-200, 201) * spacing, offset + np.linspace(0.45, 0.55, 4001)])
+    x = np.stack([first, np.full(len(first), offset)], axis=1).astype(np.float32)
+    far = np.stack([np.linspace(1e5, 2e5, 38), np.full(38, offset)], axis=1)
+    centres = np.concatenate([[[offset, offset], [offset + 1.00731, offset]], far])
+    assert len(centres) >= kmeans.FLOAT32_FROM
+    stats = KMeansModel(len(centres)).e_step(x, None, 0, centres)
+    labels, counts, sums, inertia = brute(x, np.ones(len(x)), centres)
+    np.testing.assert_array_equal(stats.counts, counts)
+    np.testing.assert_allclose(stats.sums, sums, rtol=1e-12)
+    assert stats.inertia == pytest.approx(inertia, rel=1e-12)
+    assert 0 < counts[0] < len(x)  # both near centres win some rows
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float64])
