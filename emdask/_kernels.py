@@ -566,6 +566,21 @@ def kth_largest(keys: np.ndarray, size: int) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
+def positions_at_least(keys: np.ndarray, threshold: float) -> np.ndarray:
+    """Positions of the ``keys`` not below ``threshold``, without a mask as long as ``keys``."""
+    m = 0
+    for v in keys:
+        m += v >= threshold
+    out = np.empty(m, np.int64)
+    m = 0
+    for i in range(keys.shape[0]):
+        if keys[i] >= threshold:
+            out[m] = i
+            m += 1
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
 def decoded_means(codes: np.ndarray, codebook: np.ndarray, factor: int, out: np.ndarray) -> None:
     """``out`` (3, ceil(H / factor), ceil(W / factor)) uint8: the mean colour of ``codebook[codes]`` over each
     ``factor`` x ``factor`` window of the (H, W) codes (the windows at the edges hold fewer pixels), rounded.

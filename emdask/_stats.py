@@ -13,7 +13,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from emdask._kernels import column_moments, kth_largest
+from emdask._kernels import column_moments, kth_largest, positions_at_least
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class TopK:
         if extra is None:
             kept_extra = np.zeros((len(keep), 0))
         else:
-            kept_extra = np.stack([np.asarray(e, dtype=np.float64)[keep] for e in extra], axis=1)
+            kept_extra = np.stack([np.asarray(e)[keep].astype(np.float64) for e in extra], axis=1)  # no copy of e
         return cls(size, keys[keep], (offset + keep).astype(np.int64), rows[keep], kept_extra)
 
     def __add__(self, other: TopK) -> TopK:
@@ -82,7 +82,7 @@ def _at_least_kth(keys: np.ndarray, size: int) -> np.ndarray:
     """Positions of the keys not below the ``size``-th largest (all of them when there are fewer)."""
     if len(keys) <= size:
         return np.arange(len(keys))
-    return np.flatnonzero(keys >= kth_largest(keys, size))
+    return positions_at_least(keys, kth_largest(keys, size))
 
 
 def _largest(keys: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
