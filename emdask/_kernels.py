@@ -18,6 +18,8 @@ diagonal kernel is several times faster than the blocked NumPy path and the full
 """
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -332,24 +334,73 @@ def add_labelled(
     return inertia
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def _weigh_responsibilities(logp: np.ndarray, wi: float) -> float:
-    """``logp`` (K,), log(pi_k N(x | k)) of one row, becomes ``wi`` times its responsibilities, in place
-    (log-sum-exp, one exp per entry); returns ``wi`` times the row's log-likelihood."""
-    top = -np.inf
-    for c in range(logp.shape[0]):
-        top = max(top, logp[c])
-    z = 0.0
-    for c in range(logp.shape[0]):
-        logp[c] = np.exp(logp[c] - top)
-        z += logp[c]
-    scale = wi / z
-    for c in range(logp.shape[0]):
-        logp[c] *= scale
-    return wi * (top + np.log(z))
+#: Rows per block of the Gaussian-mixture kernels: a block's features, log-densities and responsibilities stay in L1.
+GAUSSIAN_BLOCK = 32
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # ln 2 in two parts (Cody and Waite)
+#: exp's Taylor coefficients 1/j!, j = 13 down to 0: on |r| <= ln(2)/2 the truncation error is below 1e-17.
+_EXP_TAYLOR = tuple(1.0 / math.factorial(j) for j in range(13, -1, -1))
+#: Below this exp(v) is subnormal; the responsibilities take it as 0.
+_EXP_FLOOR = -708.0
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
+def _exp_nonpositive(v: np.ndarray, out: np.ndarray, bits: np.ndarray) -> None:
+    """``out = exp(v)`` for ``v <= 0`` (within 2 ulp of ``np.exp``; 0 below :data:`_EXP_FLOOR`), in SIMD lanes.
+
+    2^n exp(r) with n the nearest integer to v / ln 2: the polynomial in r and the exponent
+    bits of 2^n (``bits``, int64 scratch) are plain arithmetic, which vectorises where a call
+    to the C library's ``exp`` cannot.
+    """
+    scale = bits.view(np.float64)
+    for i in range(v.shape[0]):
+        x = max(v[i], _EXP_FLOOR)
+        nf = np.floor(x * _LOG2E + 0.5)
+        r = (x - nf * _LN2_HI) - nf * _LN2_LO
+        p = 0.0
+        for coefficient in _EXP_TAYLOR:
+            p = p * r + coefficient
+        out[i] = p
+        bits[i] = (np.int64(nf) + 1023) << 52
+    for i in range(v.shape[0]):
+        out[i] = out[i] * scale[i] if v[i] >= _EXP_FLOOR else 0.0
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _responsibilities(logp: np.ndarray, w: np.ndarray, start: int, m: int, scratch: np.ndarray) -> float:
+    """``logp`` (K, B), log(pi_k N(x | k)) of a block's rows, becomes their weighted responsibilities in place
+    (log-sum-exp over the components, across rows in the lanes); returns the first ``m`` rows' weighted
+    log-likelihood.  ``scratch`` (4, B) float64."""
+    k, b = logp.shape
+    top, z, v = scratch[0], scratch[1], scratch[2]
+    bits = scratch[3].view(np.int64)
+    top[:] = -np.inf
+    for c in range(k):
+        for i in range(b):
+            top[i] = max(top[i], logp[c, i])
+    z[:] = 0.0
+    for c in range(k):
+        row = logp[c]
+        for i in range(b):
+            v[i] = row[i] - top[i]
+        _exp_nonpositive(v, row, bits)
+        for i in range(b):
+            z[i] += row[i]
+    total = 0.0
+    for i in range(m):
+        wi = 1.0 if w.shape[0] == 0 else w[start + i]
+        v[i] = wi / z[i]
+        total += wi * (top[i] + np.log(z[i]))
+    for c in range(k):
+        row = logp[c]
+        for i in range(m):
+            row[i] *= v[i]
+    return total
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})
 def gaussian_diag_chunk(
     x: np.ndarray,
     w: np.ndarray,
@@ -364,31 +415,54 @@ def gaussian_diag_chunk(
 
     Per row: log(pi_k N(x | mu_k, diag)) = ``log_const[k] - 0.5 |(x - mu_k) * prec_chol[k]|^2``,
     responsibilities by log-sum-exp, then ``nk``, ``sx`` and ``sxx`` (K, D) gain ``w r (x - mu_k)``
-    and its square: moments about each current mean, as the plain path computes them.
+    and its square: moments about each current mean, as the plain path computes them.  ``w`` empty:
+    unit weights.  Rows go in blocks of :data:`GAUSSIAN_BLOCK`, features first, so every step
+    but the exponentials runs across rows in the SIMD lanes and the sums over a block's rows are
+    vector reductions (``reassoc``: their order is the machine's, each term float64).
     """
     n, d = x.shape
     k = means.shape[0]
-    logp = np.empty(k)
+    xs = np.zeros((d, GAUSSIAN_BLOCK))
+    logp = np.zeros((k, GAUSSIAN_BLOCK))
+    scratch = np.zeros((4, GAUSSIAN_BLOCK))
+    y = np.zeros(GAUSSIAN_BLOCK)
     total = 0.0
-    for i in range(n):
-        for c in range(k):
-            s = 0.0
+    for start in range(0, n, GAUSSIAN_BLOCK):
+        m = min(GAUSSIAN_BLOCK, n - start)
+        for i in range(m):
             for j in range(d):
-                t = (np.float64(x[i, j]) - means[c, j]) * prec_chol[c, j]
-                s += t * t
-            logp[c] = log_const[c] - 0.5 * s
-        total += _weigh_responsibilities(logp, w[i])
+                xs[j, i] = np.float64(x[start + i, j])
+        for c in range(k):
+            acc = logp[c]
+            acc[:] = 0.0
+            for j in range(d):
+                mu, p, row = means[c, j], prec_chol[c, j], xs[j]
+                for i in range(GAUSSIAN_BLOCK):
+                    t = (row[i] - mu) * p
+                    acc[i] += t * t
+            for i in range(GAUSSIAN_BLOCK):
+                acc[i] = log_const[c] - 0.5 * acc[i]
+        total += _responsibilities(logp, w, start, m, scratch)
         for c in range(k):
             r = logp[c]
-            nk[c] += r
+            s = 0.0
+            for i in range(m):
+                s += r[i]
+            nk[c] += s
             for j in range(d):
-                y = np.float64(x[i, j]) - means[c, j]
-                sx[c, j] += r * y
-                sxx[c, j] += r * y * y
+                mu, row = means[c, j], xs[j]
+                s1 = s2 = 0.0
+                for i in range(m):
+                    y[i] = row[i] - mu
+                    ry = r[i] * y[i]
+                    s1 += ry
+                    s2 += ry * y[i]
+                sx[c, j] += s1
+                sxx[c, j] += s2
     return total
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})
 def gaussian_full_chunk(
     x: np.ndarray,
     w: np.ndarray,
@@ -403,36 +477,66 @@ def gaussian_full_chunk(
 
     Per row: ``y = x - mu_k`` and log(pi_k N) = ``log_const[k] - 0.5 |y @ prec_chol[k]|^2`` (K, D, D)
     factors), responsibilities by log-sum-exp, then ``nk``, ``sx`` (K, D) and ``sxx`` (K, D, D) gain
-    ``w r y`` and ``w r y y^T``.  The products run along contiguous rows of length D, which vectorise.
+    ``w r y`` and ``w r y y^T`` (its lower triangle summed, then mirrored).  ``w`` empty: unit weights.
+    Blocks of :data:`GAUSSIAN_BLOCK` rows, features first, as :func:`gaussian_diag_chunk`.
     """
     n, d = x.shape
     k = means.shape[0]
-    logp = np.empty(k)
-    y = np.empty((k, d))
-    z = np.empty(d)
+    xs = np.zeros((d, GAUSSIAN_BLOCK))
+    logp = np.zeros((k, GAUSSIAN_BLOCK))
+    scratch = np.zeros((4, GAUSSIAN_BLOCK))
+    y = np.zeros((d, GAUSSIAN_BLOCK))
+    ry = np.zeros((d, GAUSSIAN_BLOCK))
+    z = np.zeros(GAUSSIAN_BLOCK)
     total = 0.0
-    for i in range(n):
+    for start in range(0, n, GAUSSIAN_BLOCK):
+        m = min(GAUSSIAN_BLOCK, n - start)
+        for i in range(m):
+            for j in range(d):
+                xs[j, i] = np.float64(x[start + i, j])
         for c in range(k):
             for j in range(d):
-                y[c, j] = np.float64(x[i, j]) - means[c, j]
-            z[:] = 0.0
-            for m in range(d):
-                ym = y[c, m]
-                for j in range(d):
-                    z[j] += ym * prec_chol[c, m, j]
-            s = 0.0
+                mu, row, out = means[c, j], xs[j], y[j]
+                for i in range(GAUSSIAN_BLOCK):
+                    out[i] = row[i] - mu
+            acc = logp[c]
+            acc[:] = 0.0
             for j in range(d):
-                s += z[j] * z[j]
-            logp[c] = log_const[c] - 0.5 * s
-        total += _weigh_responsibilities(logp, w[i])
+                z[:] = 0.0
+                for q in range(d):
+                    f, yq = prec_chol[c, q, j], y[q]
+                    if f != 0.0:  # precision Cholesky factors are triangular: half the products are zero
+                        for i in range(GAUSSIAN_BLOCK):
+                            z[i] += yq[i] * f
+                for i in range(GAUSSIAN_BLOCK):
+                    acc[i] += z[i] * z[i]
+            for i in range(GAUSSIAN_BLOCK):
+                acc[i] = log_const[c] - 0.5 * acc[i]
+        total += _responsibilities(logp, w, start, m, scratch)
         for c in range(k):
             r = logp[c]
-            nk[c] += r
+            s = 0.0
+            for i in range(m):
+                s += r[i]
+            nk[c] += s
             for a in range(d):
-                ra = r * y[c, a]
-                sx[c, a] += ra
-                for b in range(d):
-                    sxx[c, a, b] += ra * y[c, b]
+                mu, row, ya, rya = means[c, a], xs[a], y[a], ry[a]
+                s = 0.0
+                for i in range(m):
+                    ya[i] = row[i] - mu
+                    rya[i] = r[i] * ya[i]
+                    s += rya[i]
+                sx[c, a] += s
+                for b in range(a + 1):
+                    yb = y[b]
+                    s = 0.0
+                    for i in range(m):
+                        s += rya[i] * yb[i]
+                    sxx[c, a, b] += s
+    for c in range(k):
+        for a in range(d):
+            for b in range(a + 1, d):
+                sxx[c, a, b] = sxx[c, b, a]
     return total
 
 

@@ -158,12 +158,12 @@ class GaussianModel:
         k, d = params.means.shape
         if FUSED and (not self.full_moments or d <= MAX_FEATURES):
             stats = self.zero_stats(d)
-            weights = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
+            weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)  # empty: unit weights
             log_const = -0.5 * d * np.log(2 * np.pi) + params.log_det() + np.log(params.weights)
             factors = np.ascontiguousarray(params.full_factors())
             kernel = gaussian_full_chunk if self.full_moments else gaussian_diag_chunk
             loglik = kernel(x, weights, params.means, factors, log_const, stats.nk, stats.sx, stats.sxx)
-            return replace(stats, loglik=float(loglik), weight=float(weights.sum()))
+            return replace(stats, loglik=float(loglik), weight=float(weights.sum() if w is not None else len(x)))
         stats = self.zero_stats(d)
         for rows in row_blocks(len(x), k * max(1, d)):
             xb = x[rows].astype(np.float64)
