@@ -136,3 +136,16 @@ def test_matrix_product_estep_equals_brute_force(n, d, k, dtype, seed, weighted)
     np.testing.assert_allclose(stats.counts, counts, rtol=1e-12)
     np.testing.assert_allclose(stats.sums, sums.reshape(k, d), rtol=1e-12, atol=1e-12)
     assert stats.inertia == pytest.approx(float(w @ dist2), rel=1e-12, abs=1e-12)
+
+
+def test_vectorised_exp_is_numpys_within_two_ulp_and_zero_where_subnormal():
+    from emdask._kernels import _EXP_FLOOR, _exp_nonpositive
+
+    rng = np.random.default_rng(0)
+    edges = [0.0, 5e-324, 1e-300, 708.0, 709.0, 1e308]
+    v = -np.concatenate([rng.random(100_000) * 40, rng.random(10_000) * 800, edges])
+    out, bits = np.empty_like(v), np.empty(len(v), np.int64)
+    _exp_nonpositive(v, out, bits)
+    normal = v >= _EXP_FLOOR
+    np.testing.assert_allclose(out[normal], np.exp(v[normal]), rtol=2.5e-16, atol=0)
+    assert np.all(out[~normal] == 0.0) and np.all(out[v == 0.0] == 1.0)
