@@ -1,26 +1,32 @@
-"""Per-iteration K-means on ~20 M RGB pixels of real photos: emdask vs scikit-learn vs dask-ml.
+"""K-means on ~20 M RGB pixels of real photos: emdask vs scikit-learn, dask-ml and faiss, whole fits.
 
 The pixels are random crops of the bundled photos, rescaled (``data/make_image_set.py``'s
 variants): real colour statistics, never one photo tiled, so counting colours gains nothing from
-repetition.  All tools start from the same centres and run 20 iterations with ``tol=0``;
-scikit-learn and dask-ml get float32, emdask the uint8 pixels.  Timed in one process on the same
-machine; the table gives seconds per iteration and ratios.
-Usage: ``python -m bench [--pixels 20e6] [--k 16] [--iters 20] [--quick]``.
+repetition.  Every tool starts from the same centres (sampled pixels plus a random offset, so no
+pixel is equidistant from two of them) and runs ``--iters`` iterations with ``tol=0``.  Each
+row times the whole ``fit()`` (first pass, iterations and final assignment, as the tool does
+them) and gives its input type; emdask's median pass is a second column.  The inertia of every
+tool's final centres is computed afterwards by one exact float64 function, so the tools are seen
+to reach the same point.  The cases alternate over ``--rounds`` rounds.
+Usage: ``python -m bench.kmeans_pixels [--pixels 20e6] [--k 16] [--iters 20] [--quick]``.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import os
-import platform
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import dask
 import dask.array as da
 import numpy as np
+
+from bench import limits as machine
+from bench.rounds import Outcome, interleaved, print_table, standalone
 
 ROOT = Path(__file__).parents[1]
 
@@ -39,111 +45,136 @@ def photo_pixels(n_pixels: int, seed: int = 0) -> np.ndarray:
     return np.concatenate(parts)[:n_pixels]
 
 
-def time_emdask(X: np.ndarray, init: np.ndarray, iters: int, chunk_rows: int, scheduler: str) -> tuple[float, float]:
-    import emdask
-
-    Xd = da.from_array(X, chunks=(chunk_rows, 3)).persist()
-    km = emdask.KMeans(len(init), init=init, max_iter=iters, tol=0)
-    t0 = time.perf_counter()
-    km.fit(Xd)
-    total = time.perf_counter() - t0
-    per_iter = statistics.median(h["seconds"] for h in km.history_)
-    return per_iter, total / km.n_iter_
+def starting_centres(X: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """``k`` sampled rows plus a uniform offset in [0, 1): off the data's lattice, so no exact ties."""
+    rng = np.random.default_rng(seed)
+    return X[rng.choice(len(X), k, replace=False)].astype(np.float64) + rng.random((k, X.shape[1]))
 
 
-def time_counted(X: np.ndarray, init: np.ndarray, iters: int, chunk_rows: int) -> tuple[float, float, float]:
-    """emdask on the colour histogram (the image path): per in-memory Lloyd iteration, (counting + fit) / n_iter,
-    and pixels per distinct colour."""
-    import dask
+def inertia(X: np.ndarray, centres: np.ndarray) -> float:
+    """The exact float64 inertia of ``X`` at ``centres`` (one emdask E-step): every tool's result, measured alike."""
+    from emdask.kmeans import KMeansModel
 
-    from emdask import codebooks
-
-    Xd = da.from_array(X.reshape(-1, 1, 3), chunks=(chunk_rows, 1, 3)).persist()
-    t0 = time.perf_counter()
-    (histogram,) = dask.compute(codebooks.histogram_of([Xd]))
-    t1 = time.perf_counter()
-    fit = codebooks.fit(histogram, len(init), codebooks.Settings(init=init, tol=0.0, max_iter=iters))
-    total = time.perf_counter() - t0
-    return (total - (t1 - t0)) / fit.n_iter, total / fit.n_iter, len(X) / len(histogram.colours)
+    return float(KMeansModel(len(centres)).e_step(X, None, 0, np.asarray(centres, dtype=np.float64)).inertia)
 
 
-def time_sklearn(X: np.ndarray, init: np.ndarray, iters: int) -> float:
-    from sklearn.cluster import KMeans
+def emdask_case(X: da.Array, init: np.ndarray, iters: int, pixels: np.ndarray) -> Callable[[], Outcome]:
+    """A timed ``emdask.KMeans.fit`` on the Dask array ``X`` on the active scheduler."""
+    def case() -> Outcome:
+        import emdask
 
-    t0 = time.perf_counter()
-    km = KMeans(len(init), init=init, n_init=1, max_iter=iters, tol=0, algorithm="lloyd").fit(X)
-    return (time.perf_counter() - t0) / km.n_iter_
+        t0 = time.perf_counter()
+        km = emdask.KMeans(len(init), init=init, max_iter=iters, tol=0).fit(X)
+        seconds = time.perf_counter() - t0
+        per_pass = statistics.median(h["seconds"] for h in km.history_)
+        return Outcome(seconds, per_pass, inertia(pixels, km.cluster_centers_))
+    return case
 
 
-def time_faiss(X: np.ndarray, init: np.ndarray, iters: int) -> float:
+def threads(case: Callable[[], Outcome]) -> Callable[[], Outcome]:
+    """``case`` on Dask's threaded scheduler, whatever client is the default."""
+    def run() -> Outcome:
+        with dask.config.set(scheduler="threads"):
+            return case()
+    return run
+
+
+def counted_case(pixels: np.ndarray, init: np.ndarray, iters: int, chunk_rows: int) -> Callable[[], Outcome]:
+    """emdask's image path: count the distinct colours (one pass), then Lloyd on the weighted colours."""
+    def case() -> Outcome:
+        from emdask import codebooks
+
+        Xd = da.from_array(pixels.reshape(-1, 1, 3), chunks=(chunk_rows, 1, 3))
+        t0 = time.perf_counter()
+        (histogram,) = dask.compute(codebooks.histogram_of([Xd]), scheduler="threads")
+        fit = codebooks.fit(histogram, len(init), codebooks.Settings(init=init, tol=0.0, max_iter=iters))
+        seconds = time.perf_counter() - t0
+        return Outcome(seconds, None, inertia(pixels, fit.centres))
+    return case
+
+
+def sklearn_case(X: np.ndarray, init: np.ndarray, iters: int) -> Callable[[], Outcome]:
+    def case() -> Outcome:
+        from sklearn.cluster import KMeans
+
+        t0 = time.perf_counter()
+        km = KMeans(len(init), init=init, n_init=1, max_iter=iters, tol=0, algorithm="lloyd").fit(X)
+        return Outcome(time.perf_counter() - t0, None, inertia(X, km.cluster_centers_))
+    return case
+
+
+def faiss_case(X: np.ndarray, init: np.ndarray, iters: int) -> Callable[[], Outcome]:
     """faiss's Kmeans on every point (no subsampling), all cores, from the same centres."""
-    import faiss
+    def case() -> Outcome:
+        import faiss
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    km = faiss.Kmeans(X.shape[1], len(init), niter=iters, verbose=False, seed=0,
-                      max_points_per_centroid=len(X), min_points_per_centroid=1)
-    t0 = time.perf_counter()
-    km.train(np.ascontiguousarray(X, dtype=np.float32), init_centroids=init.astype(np.float32))
-    return (time.perf_counter() - t0) / iters
-
-
-def time_daskml(X: np.ndarray, init: np.ndarray, iters: int, chunk_rows: int) -> float:
-    from dask_ml.cluster import KMeans
-
-    Xd = da.from_array(X, chunks=(chunk_rows, 3)).persist()
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        km = KMeans(n_clusters=len(init), init=init, max_iter=iters, tol=0).fit(Xd)
-    return (time.perf_counter() - t0) / km.n_iter_
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        km = faiss.Kmeans(X.shape[1], len(init), niter=iters, verbose=False, seed=0,
+                          max_points_per_centroid=len(X), min_points_per_centroid=1)
+        t0 = time.perf_counter()
+        km.train(np.ascontiguousarray(X, dtype=np.float32), init_centroids=init.astype(np.float32))
+        return Outcome(time.perf_counter() - t0, None, inertia(X, np.asarray(km.centroids)))
+    return case
 
 
-def main(limits: tuple[float, float] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def daskml_case(X: da.Array, init: np.ndarray, iters: int, reference: np.ndarray) -> Callable[[], Outcome]:
+    def case() -> Outcome:
+        from dask_ml.cluster import KMeans
+
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(), dask.config.set(scheduler="threads"):
+            warnings.simplefilter("ignore")
+            km = KMeans(n_clusters=len(init), init=init, max_iter=iters, tol=0).fit(X)
+        return Outcome(time.perf_counter() - t0, None, inertia(reference, km.cluster_centers_))
+    return case
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pixels", type=float, default=20e6)
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--chunk-rows", type=int, default=2_500_000)
-    parser.add_argument("--quick", action="store_true", help="1 M pixels, 5 iterations (a smoke run)")
-    args, _ = parser.parse_known_args()
-    if args.quick:
-        args.pixels, args.iters = 1e6, 5
-    from bench import limits as machine
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default: %(default)s)")
 
-    gflops, gbps = limits or machine.measure()
-    pixels = photo_pixels(int(args.pixels))
-    X = pixels.astype(np.float32)
-    rng = np.random.default_rng(0)
-    init = X[rng.choice(len(X), args.k, replace=False)].astype(np.float64) + 0.25
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}"
-    )
-    print(f"data: {len(X):,} RGB pixels of real photos, K={args.k}, {args.iters} iterations, fixed init")
-    rows: list[tuple[str, float]] = []
-    rows.append(("scikit-learn KMeans(lloyd), float32", time_sklearn(X, init, args.iters)))
-    with dask.config.set(scheduler="threads"):
-        per_iter, overall = time_emdask(pixels, init, args.iters, args.chunk_rows, "threads")
-        rows.append(("emdask, every pixel, per pass", per_iter))
-        rows.append(("emdask, every pixel, fit/n_iter", overall))
-        per_iter, overall, ratio = time_counted(pixels, init, args.iters, args.chunk_rows)
-        rows.append((f"emdask, colours counted ({ratio:.1f} px/colour), per pass", per_iter))
-        rows.append(("emdask, colours counted, (count+fit)/n_iter", overall))
+
+def run(args: argparse.Namespace, limits: tuple[float, float]) -> None:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster):
-        per_iter, overall = time_emdask(pixels, init, args.iters, args.chunk_rows, "distributed")
-        rows.append(("emdask, LocalCluster 2x1, every pixel, per pass", per_iter))
-    with dask.config.set(scheduler="threads"):
-        rows.append(("dask-ml KMeans, threads, float32", time_daskml(X, init, args.iters, args.chunk_rows)))
-    rows.append(("faiss Kmeans, every point, float32", time_faiss(X, init, args.iters)))
-    floor = machine.floor_seconds(2.0 * len(X) * args.k * 3, len(X) * 3, gflops, gbps)
-    print(f"machine floor per iteration: {floor:.4f} s (GEMM of the distances, or one read of the uint8 pixels)")
-    sk, dml, fa = rows[0][1], rows[-2][1], rows[-1][1]
-    print(f"\n{'case':58s} {'s/iter':>8s} {'vs sklearn':>11s} {'vs faiss':>9s} {'vs dask-ml':>11s} {'vs floor':>9s}")
-    for name, t in rows:
-        print(f"{name:58s} {t:8.3f} {t / sk:10.2f}x {t / fa:8.2f}x {t / dml:10.2f}x {t / floor:8.1f}x")
+    if args.quick:
+        args.pixels, args.iters = 1e6, 5
+    pixels = photo_pixels(int(args.pixels))
+    X = pixels.astype(np.float32)
+    init = starting_centres(X, args.k)
+    chunk_rows = min(args.chunk_rows, -(-len(X) // 8))  # at least 8 chunks: every core busy
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Sending large graph": the pixels go to the workers once
+
+        def cases(pixels: np.ndarray, X: np.ndarray) -> dict[str, tuple[str, Callable[[], Outcome]]]:
+            chunks = (chunk_rows, 3)
+            X32_cluster = da.from_array(X, chunks=chunks).persist()
+            with dask.config.set(scheduler="threads"):
+                X32, X8 = da.from_array(X, chunks=chunks).persist(), da.from_array(pixels, chunks=chunks).persist()
+            return {
+                "scikit-learn KMeans(lloyd)": ("float32", sklearn_case(X, init, args.iters)),
+                "emdask, threads": ("float32", threads(emdask_case(X32, init, args.iters, X))),
+                "emdask, threads, the pixels as they are": ("uint8", threads(emdask_case(X8, init, args.iters, X))),
+                "emdask, LocalCluster 2 workers x 1 thread": ("float32", emdask_case(X32_cluster, init, args.iters, X)),
+                "emdask, colours counted, then Lloyd on them": ("uint8", counted_case(pixels, init, args.iters,
+                                                                                      chunk_rows)),
+                "dask-ml KMeans, threads": ("float32", daskml_case(X32, init, args.iters, X)),
+                "faiss Kmeans, every point": ("float32", faiss_case(X, init, args.iters)),
+            }
+
+        for _, case in cases(pixels[:20_000], X[:20_000]).values():  # untimed: compiled code loaded, pools started
+            case()
+        timed_cases = cases(pixels, X)
+        outcomes = interleaved({name: case for name, (_, case) in timed_cases.items()}, args.rounds)
+    floor = machine.floor_seconds(2.0 * len(X) * args.k * 3, len(X) * 3, *limits)
+    print_table(f"K-means, {len(X):,} RGB pixels of real photos, K={args.k}, {args.iters} iterations from the same "
+                f"centres, {args.rounds} round(s)",
+                {name: (dtype, outcomes[name]) for name, (dtype, _) in timed_cases.items()}, floor, "inertia")
 
 
 if __name__ == "__main__":
-    main()
+    standalone(__doc__, add_arguments, run)

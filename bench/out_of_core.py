@@ -5,7 +5,7 @@ dataset (float32, 8 features, zstd) is ``--factor`` times their total limit and 
 disk by the cluster first.  Reported: one plain read of the store (a sum over it), each K-means
 pass (K=8, fixed number of passes, re-read from disk since the data cannot be cached), and the
 peak resident memory of every process, sampled every 0.2 s.
-Usage: ``python -m bench.out_of_core [--factor 4] [--memory-limit 1GiB] [--dir /tmp]``.
+Usage: ``python -m bench.out_of_core [--factor 4] [--memory-limit 1GiB] [--dir /tmp] [--quick]``.
 """
 from __future__ import annotations
 
@@ -20,19 +20,24 @@ import numpy as np
 from dask.utils import parse_bytes
 
 from bench.image_set import PeakMemory
+from bench.rounds import standalone
 
 
-def main(limits: tuple[float, float] | None = None) -> None:
-    from distributed import Client, LocalCluster
-
-    import emdask
-
-    parser = argparse.ArgumentParser(description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--factor", type=float, default=4.0)
     parser.add_argument("--memory-limit", default="1GiB")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--dir", default=tempfile.gettempdir())
-    args, _ = parser.parse_known_args()
+    parser.add_argument("--rounds", type=int, default=1, help="unused: one run")
+
+
+def run(args: argparse.Namespace, limits: tuple[float, float]) -> None:
+    from distributed import Client, LocalCluster
+
+    import emdask
+
+    if args.quick:  # a smoke run: 0.25x the workers' limit, not 4x (8 GiB written)
+        args.factor, args.passes = 0.25, 2
     limit = parse_bytes(args.memory_limit)
     d, chunk_rows = 8, 2_000_000
     rows = int(args.factor * 2 * limit / (4 * d)) // chunk_rows * chunk_rows
@@ -66,4 +71,4 @@ def main(limits: tuple[float, float] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    standalone(__doc__, add_arguments, run)

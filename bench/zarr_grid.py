@@ -7,7 +7,7 @@ The data (default 8 M x 8 float32, 256 MiB, zstd) is re-read from disk on every 
 (``cache=False``); every model starts from k-means++ and makes a fixed number of passes
 (``tol=0``), so a grid and its single fit make the same number of passes.  The four fits
 alternate over ``--rounds`` rounds (``bench.rounds``) and the medians are compared.
-Usage: ``python -m bench.zarr_grid [--rows 8e6] [--dir /tmp]``.
+Usage: ``python -m bench.zarr_grid [--rows 8e6] [--dir /tmp] [--quick]`` (``--quick``: 1 M rows).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import dask.array as da
 import numpy as np
 
 from bench.gmm import blobs
-from bench.rounds import interleaved, timed
+from bench.rounds import interleaved, standalone, timed
 
 KS = (4, 8, 16, 32)
 
@@ -35,16 +35,16 @@ def write_store(path: Path, rows: int, d: int = 8, chunk_rows: int = 500_000) ->
     return da.from_zarr(str(path))
 
 
-def main(limits: tuple[float, float] | None = None) -> None:
-    import emdask
-
-    parser = argparse.ArgumentParser(description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=float, default=8e6)
     parser.add_argument("--iters", type=int, default=8)
     parser.add_argument("--dir", default=tempfile.gettempdir())
-    parser.add_argument("--quick", action="store_true", help="1 M rows")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the four fits")
-    args, _ = parser.parse_known_args()
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default: %(default)s)")
+
+
+def run(args: argparse.Namespace, limits: tuple[float, float]) -> None:
+    import emdask
+
     rows = int(1e6 if args.quick else args.rows)
     params = dict(covariance_type="diag", init_params="k-means++", tol=0.0, max_iter=args.iters, random_state=0,
                   cache=False)
@@ -86,4 +86,4 @@ def main(limits: tuple[float, float] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    standalone(__doc__, add_arguments, run)
