@@ -10,7 +10,7 @@ from typing import Any
 from emdask import __version__
 from emdask.arguments import HelpFormatter, cluster_args, storage_args, storage_options
 from emdask.errors import InputError, one_line_errors
-from emdask.report import as_text, image_set_rows
+from emdask.report import as_text, image_set_rows, reached_psnr
 from emdask.runtime import dask_cluster, quiet_entry_point
 from emdask.store import at
 
@@ -21,6 +21,7 @@ Zarr image set (per-pixel codes + codebook), and get them back.
 examples:
   emdask compress photos/ -o photos.zarr -k 16          one 16-colour codebook for the whole folder
   emdask compress scan.tif -o scan.zarr --psnr 35        smallest K (2..256) reaching 35 dB PSNR over all pixels
+  emdask compress photos/ -o p.zarr --psnr 30 --psnr-over worst   ... reaching 30 dB on every image
   emdask compress a.png b.jpg -o ab.zarr --per-image     one codebook per image
   emdask compress new/ -o photos.zarr --append --refit-below 30   add new images; refit if they fall below 30 dB
   emdask compress big/ -o big.zarr --scheduler tcp://10.0.0.5:8786    use a running Dask cluster
@@ -50,8 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     quality.add_argument("-k", "--colours", type=int, help="number of colours K (default 16; with --append, the set's)")
     quality.add_argument("--psnr", type=float,
                          help="instead of -k: the smallest K of --candidates whose PSNR over all the pixels of the set "
-                              "reaches this many dB; if none does, the largest is used, with a warning and exit "
-                              "status 3")
+                              "(or on its worst image: --psnr-over worst) reaches this many dB; if none does, the "
+                              "largest is used, with a warning and exit status 3")
+    c.add_argument("--psnr-over", choices=["set", "worst"], default="set",
+                   help="what --psnr is measured on: all the pixels of the set together, or its worst image")
     c.add_argument("--candidates", default="2,4,8,16,32,64,128,256", help="K values that --psnr chooses from")
     c.add_argument("--per-image", action="store_true", help="one codebook per image instead of one shared")
     c.add_argument("--pattern", default="**/*", help="glob for files inside directories (recursive)")
@@ -151,6 +154,7 @@ def _compress(args: argparse.Namespace) -> int:
                 output,
                 n_colours=16 if args.colours is None else args.colours,
                 psnr=args.psnr,
+                psnr_over=args.psnr_over,
                 candidates=candidates,
                 per_image=args.per_image,
                 overwrite=args.overwrite,
@@ -159,9 +163,9 @@ def _compress(args: argparse.Namespace) -> int:
             )
     print(as_text(image_set_rows(summary)))
     print(f"written: {args.output}")
-    reached = summary["accounting"]["psnr_db_overall"]
+    reached, where = reached_psnr(summary)
     if args.psnr is not None and reached < args.psnr:
-        print(f"emdask: warning: no K among --candidates reaches {args.psnr:g} dB over all pixels; K={summary['k']} "
+        print(f"emdask: warning: no K among --candidates reaches {args.psnr:g} dB {where}; K={summary['k']} "
               f"reaches {reached:.2f} dB", file=sys.stderr)
         return 3
     return 0
@@ -181,6 +185,8 @@ def _check_compress(args: argparse.Namespace, n_pixels: int, append: bool, outpu
             raise InputError(f"{flag} must be at least 1; got {value}")
     if args.refit_below is not None and not args.append:
         raise InputError("--refit-below goes with --append")
+    if args.psnr_over != "set" and args.psnr is None:
+        raise InputError("--psnr-over goes with --psnr")
     if append and (args.psnr is not None or args.per_image or args.overwrite):
         raise InputError("--append adds to an existing set with its own K and codebooks: "
                          "--psnr, --per-image and --overwrite do not go with it")

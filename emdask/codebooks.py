@@ -222,9 +222,17 @@ def fit(histogram: Histogram, k: int, settings: Settings, sample: int | None = N
              "distinct colours than K", ConvergenceWarning)
     codebook = np.clip(np.rint(result.params), 0, 255).astype(np.uint8)
     # what the stored image loses: every pixel coded by its nearest colour of the uint8 codebook (exact in float64)
-    sse = data.map_reduce(KMeansModel(k).e_step, codebook.astype(np.float64)).inertia
     return Fit(codebook, result.params, result.n_iter, result.converged, float(inertia),
-               [h.objective for h in result.history], float(sse), histogram.n_pixels)
+               [h.objective for h in result.history], coded_sse(histogram, codebook, data), histogram.n_pixels)
+
+
+def coded_sse(histogram: Histogram, codebook: np.ndarray, data: InMemoryData | None = None) -> float:
+    """What coding the pixels that ``histogram`` counts with the uint8 ``codebook`` loses: the sum of squared
+    errors of each colour's nearest code (exact float64, first nearest, as the encoder codes)."""
+    if data is None:
+        data = InMemoryData(histogram.rgb, histogram.counts.astype(np.float64), name="colour histogram",
+                            threads=_threads(len(histogram.colours)))
+    return float(data.map_reduce(KMeansModel(len(codebook)).e_step, codebook.astype(np.float64)).inertia)
 
 
 def _threads(n_colours: int) -> int:
@@ -249,11 +257,21 @@ def _initial(rgb: np.ndarray, weights: np.ndarray, k: int, init: Any, rng: np.ra
     return kmeans_plusplus(rgb, weights, k, rng)
 
 
+#: What a PSNR target is measured on: all the pixels of the set together, or its worst image.
+PSNR_OVER = ("set", "worst")
+
+
 def search(
-    fit_all: Callable[[int, int, int | None], list[Fit]], psnr: float, candidates: Sequence[int], n_init: int
+    fit_all: Callable[[int, int, int | None], list[Fit]],
+    psnr: float,
+    candidates: Sequence[int],
+    n_init: int,
+    measure: Callable[[Sequence[Fit]], float] | None = None,
+    over: str = "set",
 ) -> tuple[int, list[Fit], dict[int, float], dict[int, float]]:
     """The smallest K of ``candidates`` whose codebooks (``fit_all(K, restarts, sample)``: one per group of images)
-    reach ``psnr`` dB over all the pixels together; no pixel is read.
+    reach ``psnr`` dB: ``measure(fits)``, by default the PSNR over all the pixels together (``over`` names it
+    in the log); no pixel is read.
 
     A bisection (PSNR grows with K) on fits to :data:`SEARCH_SAMPLE` pixels drawn from the
     histograms estimates K cheaply; then K is fitted exactly with ``n_init`` restarts, and the
@@ -264,6 +282,8 @@ def search(
     largest is used, with a warning.
     """
     usable = sorted(candidates)
+    measured = pooled if measure is None else measure
+    where = "over the set" if over == "set" else "on the worst image"
     estimated: dict[int, float] = {}
     exact: dict[int, float] = {}
     fits: dict[int, list[Fit]] = {}
@@ -271,16 +291,17 @@ def search(
     def estimate(i: int) -> float:
         k = usable[i]
         if k not in estimated:
-            estimated[k] = _pooled(fit_all(k, 1, SEARCH_SAMPLE))
-            logger.debug("K=%d: PSNR about %.2f dB (estimated from a sample; target %.2f dB)", k, estimated[k], psnr)
+            estimated[k] = measured(fit_all(k, 1, SEARCH_SAMPLE))
+            logger.debug("K=%d: PSNR about %.2f dB %s (estimated from a sample; target %.2f dB)", k, estimated[k],
+                         where, psnr)
         return estimated[k]
 
     def reaches(i: int) -> bool:
         k = usable[i]
         if k not in exact:
             fits[k] = fit_all(k, n_init, None)
-            exact[k] = _pooled(fits[k])
-            logger.info("K=%d: PSNR %.2f dB over the set (target %.2f dB)", k, exact[k], psnr)
+            exact[k] = measured(fits[k])
+            logger.info("K=%d: PSNR %.2f dB %s (target %.2f dB)", k, exact[k], where, psnr)
         return exact[k] >= psnr
 
     lo, hi = 0, len(usable) - 1
@@ -293,7 +314,7 @@ def search(
     while not reaches(lo) and lo + 1 < len(usable):
         lo += 1
     if exact[usable[lo]] < psnr:
-        logger.warning("no K among %s reaches PSNR %.2f dB; using K=%d (%.2f dB)", usable, psnr, usable[lo],
+        logger.warning("no K among %s reaches PSNR %.2f dB %s; using K=%d (%.2f dB)", usable, psnr, where, usable[lo],
                        exact[usable[lo]])
     else:
         while lo > 0 and estimate(lo - 1) >= psnr - SEARCH_MARGIN and reaches(lo - 1):
@@ -302,9 +323,14 @@ def search(
     return k, fits[k], exact, estimated
 
 
-def _pooled(fits: Sequence[Fit]) -> float:
+def pooled(fits: Sequence[Fit]) -> float:
     """The PSNR over all the pixels of several codebooks' images."""
     return psnr_from_sse(sum(f.sse for f in fits), 3 * sum(f.n_pixels for f in fits))
+
+
+def worst(fits: Sequence[Fit]) -> float:
+    """The lowest PSNR of several codebooks, each over its own images (per-image codebooks: the worst image)."""
+    return min(psnr_from_sse(f.sse, 3 * f.n_pixels) for f in fits)
 
 
 def fit_summary(fits: Sequence[Fit]) -> dict[str, Any]:

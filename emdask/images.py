@@ -30,7 +30,7 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from emdask import codebooks as cb
-from emdask._validation import check_int, describe
+from emdask._validation import check_choice, check_int, describe
 from emdask.codebooks import K_CANDIDATES, Histogram, psnr_from_sse
 from emdask.engine import tree_sum
 from emdask.errors import InputError
@@ -150,6 +150,7 @@ class CodebookFit:
     psnr_target: float | None = None
     psnr_tried: dict[int, float] = field(default_factory=dict)  # exact, of each K fitted to every pixel
     psnr_estimated: dict[int, float] = field(default_factory=dict)  # of each K fitted to a sample in the search
+    psnr_over: str = "set"  # what the target was measured on: all the pixels ("set") or the worst image
 
     def summary(self) -> dict[str, Any]:
         return {**cb.fit_summary(self.fits), "psnr_tried": {str(k): v for k, v in self.psnr_tried.items()},
@@ -166,6 +167,7 @@ def fit_codebooks(
     *,
     n_colours: int = 16,
     psnr: float | None = None,
+    psnr_over: str = "set",
     candidates: Sequence[int] = K_CANDIDATES,
     per_image: bool = False,
     init: Any = "k-means++",
@@ -177,10 +179,14 @@ def fit_codebooks(
     """Fit the codebooks of :func:`compress` (its parameters) from one read of the pixels, writing nothing.
 
     The read counts the colours; K-means then runs in memory on the histogram: on the client for
-    a shared codebook, in one task per image on the cluster for per-image codebooks.
+    a shared codebook, in one task per image on the cluster for per-image codebooks.  A ``psnr``
+    target over the worst image (``psnr_over="worst"``) with a shared codebook keeps each image's
+    histogram in the cluster's memory, where each candidate codebook is measured on every image.
     """
     sources = _as_sources(images)
     settings = cb.Settings(init, n_init, max_iter, tol, random_state).checked()
+    check_choice(psnr_over, "psnr_over", cb.PSNR_OVER)
+    worst_image = psnr is not None and psnr_over == "worst"
     n_total = _n_pixels(sources)
     if psnr is None:
         check_int(n_colours, "n_colours", 1, min(65536, n_total), f"min(65536, number of pixels={n_total})")
@@ -195,8 +201,19 @@ def fit_codebooks(
     groups = [[s] for s in sources] if per_image else [sources]
     histograms = [cb.histogram_of([s.pixels for s in group]) for group in groups]
     logger.info("counting the colours of %d images (%d pixels)", len(sources), n_total)
+    measure: Callable[[Sequence[cb.Fit]], float] | None = cb.worst if worst_image else None
     if not per_image:
-        (histogram,) = dask.compute(histograms[0])
+        if worst_image:  # each image's histogram stays on the cluster, to measure each image's PSNR
+            each = list(dask.persist(*[cb.histogram_of([s.pixels]) for s in sources]))
+            histogram = tree_sum(each).compute()
+
+            def worst_of_images(fits: Sequence[cb.Fit]) -> float:
+                sse = dask.compute(*[dask.delayed(cb.coded_sse)(h, fits[0].codebook) for h in each])
+                return min(psnr_from_sse(e, 3 * s.pixels.shape[0] * s.pixels.shape[1]) for e, s in zip(sse, sources))
+
+            measure = worst_of_images
+        else:
+            (histogram,) = dask.compute(histograms[0])
         _counted("counted %d distinct colours in %d pixels", len(histogram.colours), histogram.n_pixels)
 
         def fit_all(k: int, restarts: int, sample: int | None = None) -> list[cb.Fit]:
@@ -221,10 +238,10 @@ def fit_codebooks(
         if not per_image:
             fits = fit_all(k, settings.n_init)
     else:
-        k, fits, tried, estimated = cb.search(fit_all, psnr, candidates, settings.n_init)
+        k, fits, tried, estimated = cb.search(fit_all, psnr, candidates, settings.n_init, measure, psnr_over)
     books = {s.name: f.codebook for group, f in zip(groups, fits) for s in group}
     return CodebookFit(k, per_image, books, list(fits), histogram, None if psnr is None else float(psnr), tried,
-                       estimated)
+                       estimated, psnr_over)
 
 
 def compress(
@@ -275,6 +292,7 @@ def write_set(
         "images": [s.name for s in sources],
         "skipped": list(skipped),
         "psnr_target": fit.psnr_target,
+        "psnr_over": fit.psnr_over,
         "codebooks": [] if fit.per_image else ["codebooks/0"],
         "fit": fit.summary(),
     }

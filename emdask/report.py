@@ -40,14 +40,21 @@ def image_set_rows(summary: dict[str, Any]) -> Rows:
 
 
 def _target_note(summary: dict[str, Any]) -> str:
-    """What a PSNR target chose: the searched quantity is the PSNR over all pixels of the set."""
+    """What a PSNR target chose, in the quantity searched: the PSNR over all pixels, or of the worst image."""
     target = summary.get("psnr_target")
     if not target:
         return ""
-    reached = summary["accounting"]["psnr_db_overall"] >= target
-    return (
-        f" (smallest reaching {target} dB over all pixels)" if reached else f" (largest tried; {target} dB not reached)"
-    )
+    reached, where = reached_psnr(summary)
+    if reached >= target:
+        return f" (smallest reaching {target} dB {where})"
+    return f" (largest tried; {target} dB {where} not reached)"
+
+
+def reached_psnr(summary: dict[str, Any]) -> tuple[float, str]:
+    """The PSNR an image set's target was measured in (over all its pixels, or its worst image's), and its words."""
+    if summary.get("psnr_over", "set") == "worst":
+        return summary["accounting"]["psnr_db_min"], "on the worst image"
+    return summary["accounting"]["psnr_db_overall"], "over all pixels"
 
 
 def _source_bytes(summary: dict[str, Any]) -> int:

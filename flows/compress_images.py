@@ -63,13 +63,15 @@ def discover(sources: list[str], pattern: str, colour: str, skip_unreadable: boo
 
 @task(name="fit codebook", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_unless_bad_input)
 def fit_codebook(
-    paths: list[str], colour: str, k: int, psnr: float | None, per_image: bool, max_iter: int, seed: int
+    paths: list[str], colour: str, k: int, psnr: float | None, per_image: bool, max_iter: int, seed: int,
+    psnr_over: str = "set",
 ) -> images.CodebookFit:
     """One read of the images counts their colours; exact K-means then runs in memory on the histogram."""
     sources, _ = read_images(paths, colour=colour)  # type: ignore[arg-type]
     with on_cluster():
         fit = images.fit_codebooks(
-            sources, n_colours=k, psnr=psnr, per_image=per_image, random_state=seed, max_iter=max_iter
+            sources, n_colours=k, psnr=psnr, psnr_over=psnr_over, per_image=per_image, random_state=seed,
+            max_iter=max_iter,
         )
     iterations = ", ".join(str(f.n_iter) for f in fit.fits)
     get_run_logger().info("K=%d: %s K-means iteration(s) on the %d distinct colours of the images", fit.k,
@@ -164,6 +166,7 @@ def compress_images(
     output: str,
     k: int = 16,
     psnr: float | None = None,
+    psnr_over: str = "set",
     per_image: bool = False,
     scheduler: str | None = None,
     workers: int = 2,
@@ -180,6 +183,8 @@ def compress_images(
 ) -> dict[str, Any]:
     """Compress ``sources`` (files, directories, Zarr stores) into the image set ``output``; returns its summary.
 
+    ``psnr``: instead of ``k``, the smallest K reaching this PSNR (dB) over all the pixels of the set
+    (``psnr_over="set"``) or on its worst image (``"worst"``).
     ``append``: add to the existing set ``output`` the sources not yet in it (a new set if there is
     none); ``refit_below``: with ``append``, fit a new codebook version when a new image's PSNR is
     below this many dB; ``storage_options``: endpoint and credentials of an ``output`` at a URL.
@@ -199,7 +204,7 @@ def compress_images(
             get_run_logger().info("%s is already this image set, complete; pass overwrite=True to recompute it", output)
             return done
     with dask_cluster(scheduler, workers, memory_limit):
-        fit = fit_codebook(found["paths"], colour, k, psnr, per_image, max_iter, seed)
+        fit = fit_codebook(found["paths"], colour, k, psnr, per_image, max_iter, seed, psnr_over)
         summary = encode(found["paths"], colour, fit, target, overwrite, found["skipped"])
         report(summary, target)
     return summary
@@ -212,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", required=True, help="the Zarr image set to write (a path, .zip, or URL)")
     parser.add_argument("-k", type=int, default=16, help="number of colours K")
     parser.add_argument("--psnr", type=float, help="instead of -k: the smallest K reaching this PSNR (dB) over all "
-                                                   "the pixels of the set")
+                                                   "the pixels of the set (or its worst image: --psnr-over worst)")
+    parser.add_argument("--psnr-over", choices=["set", "worst"], default="set",
+                        help="what --psnr is measured on: all the pixels of the set together, or its worst image")
     parser.add_argument("--per-image", action="store_true", help="one codebook per image instead of one shared")
     parser.add_argument("--max-iter", type=int, default=300, help="maximum K-means iterations")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -246,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         summary = flow_to_run(
-            sources=args.sources, output=args.output, k=args.k, psnr=args.psnr, per_image=args.per_image,
+            sources=args.sources, output=args.output, k=args.k, psnr=args.psnr, psnr_over=args.psnr_over,
+            per_image=args.per_image,
             scheduler=args.scheduler, workers=args.workers, memory_limit=args.memory_limit, max_iter=args.max_iter,
             seed=args.seed, pattern=args.pattern, colour=args.colour, skip_unreadable=args.skip_unreadable,
             overwrite=args.overwrite,

@@ -191,6 +191,7 @@ def test_command_line_round_trip(photo_dir, tmp_path, capsys):
         ),
         (["compress", "{photos}", "-o", "{tmp}/o.zarr", "--psnr", "-3"], 1, "emdask: error: --psnr must be a positive"),
         (["compress", "{photos}", "-o", "{tmp}/o.zarr", "--n-init", "0"], 1, "error: --n-init must be at least"),
+        (["compress", "{photos}", "-o", "{tmp}/o.zarr", "--psnr-over", "worst"], 1, "--psnr-over goes with --psnr"),
         (["compress", "{photos}", "-o", "{tmp}/o.zarr", "-k", "4", "--psnr", "30"], 2, "not allowed with argument"),
         (
             ["compress", "{photos}", "-o", "{tmp}/o.zarr", "--candidates", "a,b", "--psnr", "30"],
@@ -244,14 +245,42 @@ def test_version_decompress_overwrite_and_a_closed_pipe(tmp_path):
     assert closed.returncode == 1 and closed.stderr == ""
 
 
-def test_psnr_target_out_of_reach_warns_and_exits_3(tmp_path):
+@pytest.mark.parametrize("over, words", [("set", "over all pixels"), ("worst", "on the worst image")])
+def test_psnr_target_out_of_reach_warns_and_exits_3(tmp_path, over, words):
     out = tmp_path / "o.zarr"
     result = subprocess.run(
         [sys.executable, "-m", "emdask.cli", "compress", str(PHOTOS / "chelsea.png"), "-o", str(out), "--psnr", "90",
-         "--candidates", "2,4", "--workers", "1"], capture_output=True, text=True)
+         "--psnr-over", over, "--candidates", "2,4", "--workers", "1"], capture_output=True, text=True)
     assert result.returncode == 3
-    assert "emdask: warning: no K among --candidates reaches 90 dB over all pixels; K=4 reaches" in result.stderr
+    assert f"emdask: warning: no K among --candidates reaches 90 dB {words}; K=4 reaches" in result.stderr
+    assert f"(largest tried; 90.0 dB {words} not reached)" in result.stdout
     assert images.info(out)["k"] == 4  # the set is written, with the largest K
+
+
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")  # per image, the four-colour one has four
+@pytest.mark.parametrize("per_image", [False, True])
+def test_psnr_target_on_the_worst_image_is_met_by_every_image(tmp_path, per_image):
+    """A photo beside a four-colour image, one shared codebook or one each: over the set the easy image halves the
+    error, so a target on the worst image needs a larger K.  The truth for each K is the encoder's per-image PSNR."""
+    coffee = np.asarray(Image.open(PHOTOS / "coffee.png"))[::2, ::2]
+    blocks = np.zeros_like(coffee)
+    blocks[: len(blocks) // 2, :, 0] = 200
+    blocks[:, : blocks.shape[1] // 2, 2] = 90
+    photos = {"coffee": coffee, "blocks": blocks}
+    candidates = (4, 8, 16, 32, 64)
+    fixed = {k: images.compress(photos, tmp_path / f"k{k}.zarr", n_colours=k, per_image=per_image, random_state=0)
+             for k in candidates}
+    worst = {k: summary["accounting"]["psnr_db_min"] for k, summary in fixed.items()}
+    assert list(worst.values()) == sorted(worst.values())
+    target = (worst[16] + worst[32]) / 2  # K=16 misses it on coffee, K=32 reaches it
+    chosen = images.compress(photos, tmp_path / "w.zarr", psnr=target, psnr_over="worst", candidates=candidates,
+                             per_image=per_image, random_state=0)
+    assert chosen["k"] == 32 and chosen["psnr_over"] == "worst"
+    assert min(im["psnr_db"] for im in chosen["images"]) == pytest.approx(worst[32])
+    assert worst[32] >= target
+    over_set = images.compress(photos, tmp_path / "s.zarr", psnr=target, candidates=candidates, per_image=per_image,
+                               random_state=0)
+    assert over_set["k"] <= 16 and over_set["accounting"]["psnr_db_overall"] >= target
 
 
 def test_help_is_useful():
