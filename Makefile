@@ -20,11 +20,12 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) -m flows.compress_images data/photos -o out/demo/photos.zarr -k 16 --overwrite
 
-# pytest in two processes (pytest-xdist): much of the suite waits on servers, clusters and subprocesses
+# pytest in two processes (pytest-xdist): much of the suite waits on servers, clusters and subprocesses;
+# worksteal: an idle process takes tests queued for the other, so the long tests do not leave one waiting at the end
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check emdask flows bench tests data
 	$(PY) -m mypy
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist worksteal
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

@@ -104,8 +104,8 @@ class Moments:
     def of(cls, x: np.ndarray) -> Moments:
         """The moments of a chunk (n, D), in one compiled pass without a float64 copy."""
         x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            x = x.astype(np.float64)
+        if not x.dtype.isnative or not (x.dtype.kind in "biu" or x.dtype in (np.float32, np.float64)):
+            x = x.astype(np.float64)  # what the compiled pass does not take: float16, other byte orders, objects
         return cls(*column_moments(x))
 
     @property

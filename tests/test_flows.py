@@ -28,7 +28,7 @@ def _artifacts(key: str) -> list:
         async with get_client() as client:
             return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
-    return asyncio.run(read())
+    return sorted(asyncio.run(read()), key=lambda artifact: artifact.created)  # the last: this test's flow run's
 
 
 def test_compress_images_flow(tmp_path):
