@@ -58,6 +58,8 @@ class _Mixture(DensityMixin, BaseEstimator):
     random_state: RandomState
     warm_start: bool
     cache: Cache
+    #: How many ``*_init`` arrays make a complete start (then no restart needs a sample or an initial pass).
+    _start_arrays: int
     _check_chunk: ChunkCheck | None = None
     weights_: np.ndarray
     means_: np.ndarray
@@ -128,6 +130,8 @@ class _Mixture(DensityMixin, BaseEstimator):
         return model, self._given(model.n_components, d)
 
     def _sample_size(self, checked: tuple[Any, dict[str, np.ndarray]]) -> int:
+        if len(checked[1]) == self._start_arrays:  # the whole start is given: no sample to draw
+            return 0
         return max(20_000, 100 * checked[0].n_components)
 
     def _plan(self, data: Passes, summary: Summary, checked: tuple[Any, dict[str, np.ndarray]], seed: int) -> Plan:
@@ -241,6 +245,8 @@ class GaussianMixture(_Mixture):
     per sample at the last E-step), ``history_``, ``n_features_in_``.
     """
 
+    _start_arrays = 3  # weights_init, means_init, precisions_init
+
     def __init__(
         self,
         n_components: int = 1,
@@ -317,7 +323,7 @@ class GaussianMixture(_Mixture):
         seed: int,
         restart: int,
     ) -> GaussianParams:
-        if len(given) == 3:
+        if len(given) == self._start_arrays:
             covs, pcs = covariances_from_precisions(given["precisions_init"], model.covariance_type)
             return GaussianParams(given["weights_init"], given["means_init"], covs, pcs, model.covariance_type)
         k = model.n_components
@@ -413,6 +419,7 @@ class BernoulliMixture(_Mixture):
         return tags
     _array_dimensions = {"weights_": ("component",), "means_": ("component", "feature")}
     _params_class = BernoulliParams
+    _start_arrays = 2  # weights_init, means_init
 
     def __init__(
         self,
@@ -467,7 +474,7 @@ class BernoulliMixture(_Mixture):
         seed: int,
         restart: int,
     ) -> BernoulliParams:
-        if len(given) < 2:
+        if len(given) < self._start_arrays:
             if self.init_params == "random":
                 stats = data.map_reduce(model.random_stats, seed, 5000 + 100 * restart)
             else:

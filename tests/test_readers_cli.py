@@ -202,15 +202,20 @@ def test_command_line_round_trip(photo_dir, tmp_path, capsys):
         (["decompress", "{photos}", "-o", "{tmp}/png"], 1, "is not a Zarr group that emdask can open"),
     ],
 )
-def test_command_line_errors(args, code, message, tmp_path):
+def test_command_line_errors(args, code, message, tmp_path, capsys):
+    """In this process (``main``, as ``emdask`` runs it): the exit status and the one line on stderr."""
     fill = {"tmp": str(tmp_path), "photos": str(PHOTOS)}
     argv = [a.format(**fill) for a in args]
-    result = subprocess.run([sys.executable, "-m", "emdask.cli", *argv], capture_output=True, text=True)
-    assert result.returncode == code
-    assert message.format(**fill) in result.stderr
+    try:
+        returned = main(argv)
+    except SystemExit as exit:  # argparse's usage errors
+        returned = exit.code
+    stderr = capsys.readouterr().err
+    assert returned == code
+    assert message.format(**fill) in stderr
     if code == 1:
-        assert result.stderr.strip().splitlines()[-1].startswith("emdask: error:")
-        assert "Dask cluster" not in result.stderr  # every argument is checked before a cluster starts
+        assert stderr.strip().splitlines()[-1].startswith("emdask: error:")
+        assert "Dask cluster" not in stderr  # every argument is checked before a cluster starts
     assert not (tmp_path / "o.zarr").exists()
 
 
