@@ -251,14 +251,14 @@ def test_version_decompress_overwrite_and_a_closed_pipe(tmp_path):
 
 
 @pytest.mark.parametrize("over, words", [("set", "over all pixels"), ("worst", "on the worst image")])
-def test_psnr_target_out_of_reach_warns_and_exits_3(tmp_path, over, words):
+def test_psnr_target_out_of_reach_warns_and_exits_3(tmp_path, over, words, capsys):
     out = tmp_path / "o.zarr"
-    result = subprocess.run(
-        [sys.executable, "-m", "emdask.cli", "compress", str(PHOTOS / "chelsea.png"), "-o", str(out), "--psnr", "90",
-         "--psnr-over", over, "--candidates", "2,4", "--workers", "1"], capture_output=True, text=True)
-    assert result.returncode == 3
-    assert f"emdask: warning: no K among --candidates reaches 90 dB {words}; K=4 reaches" in result.stderr
-    assert f"(largest tried; 90.0 dB {words} not reached)" in result.stdout
+    code = main(["compress", str(PHOTOS / "chelsea.png"), "-o", str(out), "--psnr", "90", "--psnr-over", over,
+                 "--candidates", "2,4", "--workers", "1"])
+    shown = capsys.readouterr()
+    assert code == 3
+    assert f"emdask: warning: no K among --candidates reaches 90 dB {words}; K=4 reaches" in shown.err
+    assert f"(largest tried; 90.0 dB {words} not reached)" in shown.out
     assert images.info(out)["k"] == 4  # the set is written, with the largest K
 
 
@@ -288,14 +288,21 @@ def test_psnr_target_on_the_worst_image_is_met_by_every_image(tmp_path, per_imag
     assert over_set["k"] <= 16 and over_set["accounting"]["psnr_db_overall"] >= target
 
 
-def test_help_is_useful():
-    result = subprocess.run([sys.executable, "-m", "emdask.cli", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "emdask compress photos/ -o photos.zarr -k 16" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "emdask.cli", "compress", "--help"], capture_output=True, text=True)
-    assert "--psnr" in result.stdout and "--scheduler" in result.stdout and "--memory-limit" in result.stdout
-    for flow in ("flows.compress_images", "flows.fit_mixture"):  # every option described, with its default
-        shown = subprocess.run([sys.executable, "-m", flow, "--help"], capture_output=True, text=True).stdout
-        text = " ".join(shown.split())
+def test_help_is_useful(capsys):
+    """Each --help, in this process (``main`` as the commands run it)."""
+    from flows import compress_images, fit_mixture
+
+    def shown(run, argv: list[str]) -> str:
+        with pytest.raises(SystemExit) as exit:
+            run(argv)
+        assert exit.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    assert "emdask compress photos/ -o photos.zarr -k 16" in shown(main, ["--help"])
+    text = shown(main, ["compress", "--help"])
+    assert "--psnr" in text and "--psnr-over" in text and "--scheduler" in text and "--memory-limit" in text
+    for flow in (compress_images, fit_mixture):  # every option described, with its default
+        text = shown(flow.main, ["--help"])
         assert "--max-iter MAX_ITER maximum" in text and "(default: 300)" in text and "--seed SEED random seed" in text
         assert "--memory-limit" in text and "--storage-option KEY=VALUE" in text and "(default: None)" not in text
 
