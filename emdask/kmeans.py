@@ -106,14 +106,22 @@ def _fused_blocks(
     :data:`FLOAT32_FROM` centres or more (``lloyd_chunk``; with fewer, checking its labels costs what it saves).
     """
     centres_t = np.ascontiguousarray(centres.T)
-    narrow = _exact_in_float32(x.dtype) and len(centres) >= FLOAT32_FROM
+    exact32 = _exact_in_float32(x.dtype)
+    narrow = exact32 and len(centres) >= FLOAT32_FROM
     lanes = np.empty(0, np.float32 if narrow else np.float64)
+    # the kernel is compiled for the common input types; other ones go to it a block at a time, converted exactly
+    convert = None if x.dtype in _COMPILED else (np.float32 if exact32 else np.float64)
     labels, dist2 = np.empty(min(len(x), FUSED_ROWS), np.intp), np.empty(min(len(x), FUSED_ROWS))
     for start in range(0, len(x), FUSED_ROWS):
         rows = slice(start, min(len(x), start + FUSED_ROWS))
         m = rows.stop - start
-        inertia = lloyd_chunk(x[rows], w[rows], centres_t, lanes, labels[:m], dist2[:m], counts, sums)
+        block = x[rows] if convert is None else x[rows].astype(convert)
+        inertia = lloyd_chunk(block, w[rows], centres_t, lanes, labels[:m], dist2[:m], counts, sums)
         yield rows, labels[:m], dist2[:m], inertia
+
+
+#: Input types the fused kernel is compiled for (each costs seconds of compiling, once per machine).
+_COMPILED = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _exact_in_float32(dtype: np.dtype) -> bool:
