@@ -225,12 +225,21 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_per_image(record: logging.LogRecord) -> bool:
+    """Drop the record of each image written (hundreds for a large set)."""
+    return getattr(record, "emdask_encoding", None) is None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; an error is one line on stderr and exit status 1 (2 for bad usage, 3 for an unreached
     --psnr target)."""
     args = _parser().parse_args(argv)
     quiet_entry_point(args.verbose)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    if not args.verbose:  # one line per image written is the progress bar's, not the terminal's (-v shows them)
+        for handler in logging.getLogger().handlers:
+            if getattr(handler, "stream", None) is sys.stderr and _not_per_image not in handler.filters:
+                handler.addFilter(_not_per_image)
     command = {"compress": _compress, "decompress": _decompress, "info": _info}[args.command]
     return one_line_errors("emdask", lambda: command(args))
 

@@ -251,14 +251,16 @@ def test_version_decompress_overwrite_and_a_closed_pipe(tmp_path):
 
 
 @pytest.mark.parametrize("over, words", [("set", "over all pixels"), ("worst", "on the worst image")])
-def test_psnr_target_out_of_reach_warns_and_exits_3(tmp_path, over, words, capsys):
+def test_psnr_target_out_of_reach_warns_and_exits_3(tmp_path, over, words):
+    """As a person runs it: warnings and progress on stderr, no line per image written (the progress bar counts)."""
     out = tmp_path / "o.zarr"
-    code = main(["compress", str(PHOTOS / "chelsea.png"), "-o", str(out), "--psnr", "90", "--psnr-over", over,
-                 "--candidates", "2,4", "--workers", "1"])
-    shown = capsys.readouterr()
-    assert code == 3
-    assert f"emdask: warning: no K among --candidates reaches 90 dB {words}; K=4 reaches" in shown.err
-    assert f"(largest tried; 90.0 dB {words} not reached)" in shown.out
+    shown = subprocess.run(
+        [sys.executable, "-m", "emdask.cli", "compress", str(PHOTOS / "chelsea.png"), "-o", str(out), "--psnr", "90",
+         "--psnr-over", over, "--candidates", "2,4", "--workers", "1"], capture_output=True, text=True)
+    assert shown.returncode == 3
+    assert f"emdask: warning: no K among --candidates reaches 90 dB {words}; K=4 reaches" in shown.stderr
+    assert f"(largest tried; 90.0 dB {words} not reached)" in shown.stdout
+    assert "counting the colours of 1 images" in shown.stderr and "encoded chelsea" not in shown.stderr
     assert images.info(out)["k"] == 4  # the set is written, with the largest K
 
 
