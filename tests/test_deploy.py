@@ -156,9 +156,10 @@ def _api(env: dict[str, str], call):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task_runner", ["threads", "dask"])
-def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path, task_runner):
-    """The flow's EM passes run on a real scheduler with two workers; with prefect_dask, its tasks do too."""
+def test_flow_on_real_server_and_dask_cluster(prefect_server, tmp_path):
+    """The flow's tasks run on a real scheduler with two workers through prefect_dask, and its EM passes there too
+    (flows with the threads task runner against a running scheduler: test_bad_input's flow cases)."""
+    task_runner = "dask"
     env = prefect_server
     scheduler, address = scheduler_process(tmp_path, env)
     workers = [worker_process(address, {**env, "PYTHONPATH": str(ROOT)}, tmp_path) for _ in range(2)]
