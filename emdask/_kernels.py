@@ -124,19 +124,24 @@ def lloyd_chunk(
     part_sums = np.zeros((_LANES, k, d))
     for start in range(0, n, ROW_BLOCK):
         m = min(ROW_BLOCK, n - start)
-        for i in range(m):
-            for j in range(d):
-                x64[i, j] = np.float64(x[start + i, j])
-        for j in range(d):
-            o = origin[j]
+        if narrow:  # float64 rows for the exact distances and sums, float32 ones about the origin for the lanes
             for i in range(m):
-                xs[j, i] = x64[i, j] - o
+                for j in range(d):
+                    x64[i, j] = np.float64(x[start + i, j])
+            for j in range(d):
+                o = origin[j]
+                for i in range(m):
+                    xs[j, i] = x64[i, j] - o
+        else:  # the lanes' rows are the exact ones
+            for i in range(m):
+                for j in range(d):
+                    xs[j, i] = np.float64(x[start + i, j])
         best[:] = np.inf
         second[:] = np.inf
         label[:] = 0
         for c in range(0, kp, 4):
             if dp == 3:
-                _nearest_of_four_rgb(xs, centres, c, best, second, label)
+                _nearest_of_four_rgb(xs, centres, c, best, second, label, narrow)
                 continue
             for cc in range(c, c + 4):
                 for j in range(0, dp, 4):
@@ -183,12 +188,17 @@ def lloyd_chunk(
             lane = i % _LANES
             part_counts[lane, c] += wi
             if d == 3:
-                part_sums[lane, c, 0] += wi * x64[i, 0]
-                part_sums[lane, c, 1] += wi * x64[i, 1]
-                part_sums[lane, c, 2] += wi * x64[i, 2]
+                if narrow:
+                    part_sums[lane, c, 0] += wi * x64[i, 0]
+                    part_sums[lane, c, 1] += wi * x64[i, 1]
+                    part_sums[lane, c, 2] += wi * x64[i, 2]
+                else:
+                    part_sums[lane, c, 0] += wi * np.float64(xs[0, i])
+                    part_sums[lane, c, 1] += wi * np.float64(xs[1, i])
+                    part_sums[lane, c, 2] += wi * np.float64(xs[2, i])
             else:
                 for j in range(d):
-                    part_sums[lane, c, j] += wi * x64[i, j]
+                    part_sums[lane, c, j] += wi * (x64[i, j] if narrow else np.float64(xs[j, i]))
         if w.shape[0] == 0:
             for i in range(m):
                 inertia[i] += exact[i]
@@ -203,12 +213,17 @@ def lloyd_chunk(
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _nearest_of_four_rgb(
-    xs: np.ndarray, centres: np.ndarray, c: int, best: np.ndarray, second: np.ndarray, label: np.ndarray
+    xs: np.ndarray, centres: np.ndarray, c: int, best: np.ndarray, second: np.ndarray, label: np.ndarray,
+    runner_up: bool,
 ) -> None:
-    """Centres ``c .. c+3`` against a block of RGB rows (``xs`` (3, B)): the running minimum, runner-up and label.
+    """Centres ``c .. c+3`` against a block of RGB rows (``xs`` (3, B)): the running minimum and label, and
+    the runner-up if ``runner_up``.
 
     Four centres per visit of the block: its rows, minima and labels are loaded and stored once for four.
     """
+    if not runner_up:
+        _nearest_of_four_rgb_only(xs, centres, c, best, label)
+        return
     a0, a1, a2 = centres[0, c], centres[1, c], centres[2, c]
     b0, b1, b2 = centres[0, c + 1], centres[1, c + 1], centres[2, c + 1]
     e0, e1, e2 = centres[0, c + 2], centres[1, c + 2], centres[2, c + 2]
@@ -238,6 +253,36 @@ def _nearest_of_four_rgb(
         s = min(s, max(d3, b))
         lb = f3 if d3 < b else lb
         best[i], second[i], label[i] = min(d3, b), s, lb
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _nearest_of_four_rgb_only(xs: np.ndarray, centres: np.ndarray, c: int, best: np.ndarray, label: np.ndarray) -> None:
+    """:func:`_nearest_of_four_rgb` without the runner-up (float64 lanes: their minimum is exact)."""
+    a0, a1, a2 = centres[0, c], centres[1, c], centres[2, c]
+    b0, b1, b2 = centres[0, c + 1], centres[1, c + 1], centres[2, c + 1]
+    e0, e1, e2 = centres[0, c + 2], centres[1, c + 2], centres[2, c + 2]
+    g0, g1, g2 = centres[0, c + 3], centres[1, c + 3], centres[2, c + 3]
+    f0, f1, f2, f3 = label.dtype.type(c), label.dtype.type(c + 1), label.dtype.type(c + 2), label.dtype.type(c + 3)
+    r, q, p = xs[0], xs[1], xs[2]
+    for i in range(best.shape[0]):
+        y0, y1, y2 = r[i], q[i], p[i]
+        t0, t1, t2 = y0 - a0, y1 - a1, y2 - a2
+        d0 = t0 * t0 + t1 * t1 + t2 * t2
+        t0, t1, t2 = y0 - b0, y1 - b1, y2 - b2
+        d1 = t0 * t0 + t1 * t1 + t2 * t2
+        t0, t1, t2 = y0 - e0, y1 - e1, y2 - e2
+        d2 = t0 * t0 + t1 * t1 + t2 * t2
+        t0, t1, t2 = y0 - g0, y1 - g1, y2 - g2
+        d3 = t0 * t0 + t1 * t1 + t2 * t2
+        b, lb = best[i], label[i]
+        lb = f0 if d0 < b else lb
+        b = min(d0, b)
+        lb = f1 if d1 < b else lb
+        b = min(d1, b)
+        lb = f2 if d2 < b else lb
+        b = min(d2, b)
+        lb = f3 if d3 < b else lb
+        best[i], label[i] = min(d3, b), lb
 
 
 #: Rows per block of :func:`column_moments`: each block's mean is taken first, then its squares about it.
