@@ -212,77 +212,59 @@ def lloyd_chunk(
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _four_dist2(y0: float, y1: float, y2: float, centres: np.ndarray, c: int) -> tuple[float, float, float, float]:
+    """The squared distances of one RGB row to centres ``c .. c+3`` of ``centres`` (3, K), in the lanes' type."""
+    t0, t1, t2 = y0 - centres[0, c], y1 - centres[1, c], y2 - centres[2, c]
+    d0 = t0 * t0 + t1 * t1 + t2 * t2
+    t0, t1, t2 = y0 - centres[0, c + 1], y1 - centres[1, c + 1], y2 - centres[2, c + 1]
+    d1 = t0 * t0 + t1 * t1 + t2 * t2
+    t0, t1, t2 = y0 - centres[0, c + 2], y1 - centres[1, c + 2], y2 - centres[2, c + 2]
+    d2 = t0 * t0 + t1 * t1 + t2 * t2
+    t0, t1, t2 = y0 - centres[0, c + 3], y1 - centres[1, c + 3], y2 - centres[2, c + 3]
+    return d0, d1, d2, t0 * t0 + t1 * t1 + t2 * t2
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _nearest_of_four_rgb(
     xs: np.ndarray, centres: np.ndarray, c: int, best: np.ndarray, second: np.ndarray, label: np.ndarray,
     runner_up: bool,
 ) -> None:
     """Centres ``c .. c+3`` against a block of RGB rows (``xs`` (3, B)): the running minimum and label, and
-    the runner-up if ``runner_up``.
+    the runner-up if ``runner_up`` (float32 lanes; float64 lanes' minimum is exact and needs none).
 
     Four centres per visit of the block: its rows, minima and labels are loaded and stored once for four.
+    The first minimum: a later centre must be strictly nearer.
     """
-    if not runner_up:
-        _nearest_of_four_rgb_only(xs, centres, c, best, label)
-        return
-    a0, a1, a2 = centres[0, c], centres[1, c], centres[2, c]
-    b0, b1, b2 = centres[0, c + 1], centres[1, c + 1], centres[2, c + 1]
-    e0, e1, e2 = centres[0, c + 2], centres[1, c + 2], centres[2, c + 2]
-    g0, g1, g2 = centres[0, c + 3], centres[1, c + 3], centres[2, c + 3]
     f0, f1, f2, f3 = label.dtype.type(c), label.dtype.type(c + 1), label.dtype.type(c + 2), label.dtype.type(c + 3)
     r, q, p = xs[0], xs[1], xs[2]
-    for i in range(best.shape[0]):
-        y0, y1, y2 = r[i], q[i], p[i]
-        t0, t1, t2 = y0 - a0, y1 - a1, y2 - a2
-        d0 = t0 * t0 + t1 * t1 + t2 * t2
-        t0, t1, t2 = y0 - b0, y1 - b1, y2 - b2
-        d1 = t0 * t0 + t1 * t1 + t2 * t2
-        t0, t1, t2 = y0 - e0, y1 - e1, y2 - e2
-        d2 = t0 * t0 + t1 * t1 + t2 * t2
-        t0, t1, t2 = y0 - g0, y1 - g1, y2 - g2
-        d3 = t0 * t0 + t1 * t1 + t2 * t2
-        b, s, lb = best[i], second[i], label[i]
-        s = min(s, max(d0, b))
-        lb = f0 if d0 < b else lb
-        b = min(d0, b)
-        s = min(s, max(d1, b))
-        lb = f1 if d1 < b else lb
-        b = min(d1, b)
-        s = min(s, max(d2, b))
-        lb = f2 if d2 < b else lb
-        b = min(d2, b)
-        s = min(s, max(d3, b))
-        lb = f3 if d3 < b else lb
-        best[i], second[i], label[i] = min(d3, b), s, lb
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _nearest_of_four_rgb_only(xs: np.ndarray, centres: np.ndarray, c: int, best: np.ndarray, label: np.ndarray) -> None:
-    """:func:`_nearest_of_four_rgb` without the runner-up (float64 lanes: their minimum is exact)."""
-    a0, a1, a2 = centres[0, c], centres[1, c], centres[2, c]
-    b0, b1, b2 = centres[0, c + 1], centres[1, c + 1], centres[2, c + 1]
-    e0, e1, e2 = centres[0, c + 2], centres[1, c + 2], centres[2, c + 2]
-    g0, g1, g2 = centres[0, c + 3], centres[1, c + 3], centres[2, c + 3]
-    f0, f1, f2, f3 = label.dtype.type(c), label.dtype.type(c + 1), label.dtype.type(c + 2), label.dtype.type(c + 3)
-    r, q, p = xs[0], xs[1], xs[2]
-    for i in range(best.shape[0]):
-        y0, y1, y2 = r[i], q[i], p[i]
-        t0, t1, t2 = y0 - a0, y1 - a1, y2 - a2
-        d0 = t0 * t0 + t1 * t1 + t2 * t2
-        t0, t1, t2 = y0 - b0, y1 - b1, y2 - b2
-        d1 = t0 * t0 + t1 * t1 + t2 * t2
-        t0, t1, t2 = y0 - e0, y1 - e1, y2 - e2
-        d2 = t0 * t0 + t1 * t1 + t2 * t2
-        t0, t1, t2 = y0 - g0, y1 - g1, y2 - g2
-        d3 = t0 * t0 + t1 * t1 + t2 * t2
-        b, lb = best[i], label[i]
-        lb = f0 if d0 < b else lb
-        b = min(d0, b)
-        lb = f1 if d1 < b else lb
-        b = min(d1, b)
-        lb = f2 if d2 < b else lb
-        b = min(d2, b)
-        lb = f3 if d3 < b else lb
-        best[i], label[i] = min(d3, b), lb
+    if runner_up:
+        for i in range(best.shape[0]):
+            d0, d1, d2, d3 = _four_dist2(r[i], q[i], p[i], centres, c)
+            b, s, lb = best[i], second[i], label[i]
+            s = min(s, max(d0, b))
+            lb = f0 if d0 < b else lb
+            b = min(d0, b)
+            s = min(s, max(d1, b))
+            lb = f1 if d1 < b else lb
+            b = min(d1, b)
+            s = min(s, max(d2, b))
+            lb = f2 if d2 < b else lb
+            b = min(d2, b)
+            s = min(s, max(d3, b))
+            lb = f3 if d3 < b else lb
+            best[i], second[i], label[i] = min(d3, b), s, lb
+    else:
+        for i in range(best.shape[0]):
+            d0, d1, d2, d3 = _four_dist2(r[i], q[i], p[i], centres, c)
+            b, lb = best[i], label[i]
+            lb = f0 if d0 < b else lb
+            b = min(d0, b)
+            lb = f1 if d1 < b else lb
+            b = min(d1, b)
+            lb = f2 if d2 < b else lb
+            b = min(d2, b)
+            lb = f3 if d3 < b else lb
+            best[i], label[i] = min(d3, b), lb
 
 
 #: Rows per block of :func:`column_moments`: each block's mean is taken first, then its squares about it.
