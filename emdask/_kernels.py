@@ -452,7 +452,6 @@ def gaussian_diag_chunk(
     xs = np.zeros((d, GAUSSIAN_BLOCK))
     logp = np.zeros((k, GAUSSIAN_BLOCK))
     scratch = np.zeros((4, GAUSSIAN_BLOCK))
-    y = np.zeros(GAUSSIAN_BLOCK)
     total = 0.0
     for start in range(0, n, GAUSSIAN_BLOCK):
         m = min(GAUSSIAN_BLOCK, n - start)
@@ -480,10 +479,10 @@ def gaussian_diag_chunk(
                 mu, row = means[c, j], xs[j]
                 s1 = s2 = 0.0
                 for i in range(m):
-                    y[i] = row[i] - mu
-                    ry = r[i] * y[i]
+                    t = row[i] - mu
+                    ry = r[i] * t
                     s1 += ry
-                    s2 += ry * y[i]
+                    s2 += ry * t
                 sx[c, j] += s1
                 sxx[c, j] += s2
     return total
