@@ -258,7 +258,8 @@ def compress(
     ``images``: a mapping of name to (H, W, 3) uint8 arrays (NumPy or Dask) or :class:`ImageSource`
     items.  ``fit`` are :func:`fit_codebooks`' parameters: ``n_colours`` (K, default 16) or ``psnr``
     (dB: the smallest of ``candidates`` whose reconstruction of the whole set reaches it, as
-    pngquant's ``--quality``), ``per_image`` (one codebook per image instead of one over all pixels
+    pngquant's ``--quality``; ``psnr_over="worst"``: of its worst image), ``per_image`` (one codebook
+    per image instead of one over all pixels
     of all images), ``init``, ``n_init``, ``random_state``, ``max_iter``, ``tol``.  Two reads of the
     pixels in all.  K larger than the number of distinct colours gives a
     :class:`emdask.ConvergenceWarning` and a codebook with repeated colours.  ``skipped`` (files left
