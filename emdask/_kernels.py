@@ -8,7 +8,8 @@ compiled passes do the rest: :func:`centred_into` centres the block and checks i
 For few features (D <= 16: pixels, small tables) a fused loop beats the matrix-product path: rows
 go in small blocks, SIMD lanes holding rows, and for each centre the exact float64 squared
 distances and the running first minimum are updated for the whole block; then each row joins
-its cluster's count, sum and inertia, with no (rows x K) block in memory.  Runs without the GIL,
+its cluster's count, sum and inertia, and the farthest rows are kept as they pass, with no
+(rows x K) block and no per-row output in memory.  Runs without the GIL,
 so Dask's threads run it in parallel; numba's own threading is not used (one level of parallelism).
 
 The Gaussian mixture's E-step is fused the same way: per row the K log-densities, their
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 #: The fused K-means and full-covariance kernels are used up to this many features; above, BLAS wins (bench/).
@@ -63,33 +65,57 @@ def _exact_dist2(x64: np.ndarray, i: int, centres: np.ndarray, c: int, dp: int) 
     return s
 
 
+def _float32_lanes(lanes: np.ndarray) -> bool:
+    """Whether ``lanes`` is float32 (see its overload)."""
+    return lanes.dtype == np.float32
+
+
+@numba.extending.overload(_float32_lanes)
+def _float32_lanes_compiled(lanes: numba.types.Array) -> object:
+    """The same as a constant of the compiled function: each lane type's kernel is compiled with its own branches
+    only (a branch on it inside the per-row loops cost 1.5 ns a row, bench/RESULTS.md)."""
+    value = lanes.dtype == numba.types.float32
+
+    def constant(lanes: numba.types.Array) -> object:  # numba wants the overload's own signature
+        return value
+    return constant
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def lloyd_chunk(
     x: np.ndarray,
     w: np.ndarray,
     centres_t: np.ndarray,
     lanes: np.ndarray,
-    labels: np.ndarray,
-    dist2: np.ndarray,
     counts: np.ndarray,
     sums: np.ndarray,
-) -> float:
+    far_keys: np.ndarray,
+    far_rows: np.ndarray,
+    far_labels: np.ndarray,
+    far_count: int,
+    offset: int,
+) -> tuple[float, int]:
     """Assign every row of ``x`` (n, D) to its nearest centre (``centres_t`` is (D, K)); returns the inertia.
 
-    Fills ``labels`` (n,) and ``dist2`` (n,), adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,)
-    weights, or empty for unit weights.  ``lanes`` is an empty array of the arithmetic's type.
-    Rows go in blocks of :data:`ROW_BLOCK`, features first, so the squared distances to four
-    centres at a time and the running first minimum vectorise across rows (SIMD lanes hold rows).
+    Adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,) weights, or empty for unit weights.
+    ``lanes`` is an empty array of the arithmetic's type.  Rows go in blocks of :data:`ROW_BLOCK`,
+    features first, so the squared distances to four centres at a time and the running first
+    minimum vectorise across rows (SIMD lanes hold rows).
 
     float64 lanes compute the exact distances.  float32 lanes (for data that float32 holds
     exactly: twice the rows per instruction) compute them about the centres' mean and keep the
     runner-up too; where the two are closer than the bound on float32's error the row is
     assigned again from exact float64 distances, so the labels are those of float64 arithmetic.
     Either way each row's distance to its centre, the counts, sums and inertia are float64.
+
+    The K rows farthest from their centres (positive weight; ties to the first row) are kept among
+    the first ``far_count`` entries of ``far_keys``, ``far_rows`` (row numbers, ``x``'s first being
+    ``offset``) and ``far_labels`` (capacity above K), with no per-row output: returns the inertia and
+    the new ``far_count``.
     """
     n, d = x.shape
     k = centres_t.shape[1]
-    narrow = lanes.itemsize == 4
+    narrow = _float32_lanes(lanes)
     dp = 3 if d == 3 else d + (-d) % 4  # RGB pixels in one group of three; else groups of four, padded with zeros
     kp = k + (-k) % 4  # centres four at a time, padded with centres at infinity
     origin = np.zeros(d)
@@ -117,25 +143,17 @@ def lloyd_chunk(
     best = np.empty(ROW_BLOCK, lanes.dtype)
     second = np.empty(ROW_BLOCK, lanes.dtype)
     label = np.empty(ROW_BLOCK, lanes.dtype)  # the lanes' own type: compares and selects keep one lane width
-    unsure = np.zeros(ROW_BLOCK, np.bool_)
     exact = np.zeros(ROW_BLOCK)
     inertia = np.zeros(ROW_BLOCK)
     part_counts = np.zeros((_LANES, k))
     part_sums = np.zeros((_LANES, k, d))
+    threshold = kth_largest(far_keys[:far_count], k)  # a row must be farther to be among the K farthest
     for start in range(0, n, ROW_BLOCK):
         m = min(ROW_BLOCK, n - start)
-        if narrow:  # float64 rows for the exact distances and sums, float32 ones about the origin for the lanes
-            for i in range(m):
-                for j in range(d):
-                    x64[i, j] = np.float64(x[start + i, j])
-            for j in range(d):
-                o = origin[j]
-                for i in range(m):
-                    xs[j, i] = x64[i, j] - o
-        else:  # the lanes' rows are the exact ones
-            for i in range(m):
-                for j in range(d):
-                    xs[j, i] = np.float64(x[start + i, j])
+        if d == 3:  # the same loads with the feature loop unrolled
+            _load_block(x, start, m, 3, origin, x64, xs, narrow)
+        else:
+            _load_block(x, start, m, d, origin, x64, xs, narrow)
         best[:] = np.inf
         second[:] = np.inf
         label[:] = 0
@@ -167,38 +185,28 @@ def lloyd_chunk(
                         a, b = acc[i], best[i]
                         best[i] = min(a, b)
                         label[i] = fc if a < b else label[i]
-        flagged = False
-        if narrow and k > 1:
-            for i in range(ROW_BLOCK):
-                b, s = np.float64(best[i]), np.float64(second[i])
-                unsure[i] = not (s - b > relative * (s + b) + absolute)  # NaN (both infinite) is unsure too
-                flagged |= unsure[i] and i < m
+        if narrow:
+            if k > 1:
+                _relabel_unsure(x64, m, exact_centres, dp, best, second, label, relative, absolute)
+            for i in range(m):
+                exact[i] = _exact_dist2(x64, i, exact_centres, int(label[i]), dp)
+        else:
+            for i in range(m):
+                exact[i] = best[i]
         for i in range(m):
             c = int(label[i])
-            if flagged and unsure[i]:
-                nearest = np.inf
-                for cc in range(k):
-                    v = _exact_dist2(x64, i, exact_centres, cc, dp)
-                    if v < nearest:
-                        c, nearest = cc, v
-            exact[i] = _exact_dist2(x64, i, exact_centres, c, dp) if narrow else np.float64(best[i])
             wi = 1.0 if w.shape[0] == 0 else w[start + i]
-            labels[start + i] = c
-            dist2[start + i] = exact[i]
+            if exact[i] > threshold and wi > 0:
+                far_keys[far_count], far_rows[far_count], far_labels[far_count] = exact[i], offset + start + i, c
+                far_count += 1
+                if far_count == far_keys.shape[0]:
+                    far_count, threshold = _keep_farthest(far_keys, far_rows, far_labels, k)
             lane = i % _LANES
             part_counts[lane, c] += wi
             if d == 3:
-                if narrow:
-                    part_sums[lane, c, 0] += wi * x64[i, 0]
-                    part_sums[lane, c, 1] += wi * x64[i, 1]
-                    part_sums[lane, c, 2] += wi * x64[i, 2]
-                else:
-                    part_sums[lane, c, 0] += wi * np.float64(xs[0, i])
-                    part_sums[lane, c, 1] += wi * np.float64(xs[1, i])
-                    part_sums[lane, c, 2] += wi * np.float64(xs[2, i])
+                _add_to_sums(part_sums[lane, c], x64, xs, i, wi, 3, narrow)
             else:
-                for j in range(d):
-                    part_sums[lane, c, j] += wi * (x64[i, j] if narrow else np.float64(xs[j, i]))
+                _add_to_sums(part_sums[lane, c], x64, xs, i, wi, d, narrow)
         if w.shape[0] == 0:
             for i in range(m):
                 inertia[i] += exact[i]
@@ -208,7 +216,79 @@ def lloyd_chunk(
     for lane in range(_LANES):
         counts += part_counts[lane]
         sums += part_sums[lane]
-    return inertia.sum()
+    return inertia.sum(), far_count
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _load_block(
+    x: np.ndarray, start: int, m: int, d: int, origin: np.ndarray, x64: np.ndarray, xs: np.ndarray, narrow: bool
+) -> None:
+    """Rows ``start .. start+m`` of ``x`` into the block: float64 rows ``x64`` (m, d) and the lanes' ``xs`` (d, m),
+    features first, about ``origin`` in float32 lanes (float64 lanes hold the rows themselves and need no ``x64``)."""
+    if narrow:
+        for i in range(m):
+            for j in range(d):
+                x64[i, j] = np.float64(x[start + i, j])
+        for j in range(d):
+            o = origin[j]
+            for i in range(m):
+                xs[j, i] = x64[i, j] - o
+    else:
+        for i in range(m):
+            for j in range(d):
+                xs[j, i] = np.float64(x[start + i, j])
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_to_sums(
+    into: np.ndarray, x64: np.ndarray, xs: np.ndarray, i: int, wi: float, d: int, narrow: bool
+) -> None:
+    """Row ``i`` of the block, weighted, into one cluster's partial sum ``into`` (d,)."""
+    for j in range(d):
+        into[j] += wi * (x64[i, j] if narrow else np.float64(xs[j, i]))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _unsure(best: float, second: float, relative: float, absolute: float) -> bool:
+    """Whether float32 distances ``best`` <= ``second`` are too close to tell apart (NaN, both infinite, is too)."""
+    b, s = np.float64(best), np.float64(second)
+    return not (s - b > relative * (s + b) + absolute)
+
+
+@numba.njit(nogil=True, cache=True)
+def _relabel_unsure(
+    x64: np.ndarray, m: int, exact_centres: np.ndarray, dp: int, best: np.ndarray, second: np.ndarray,
+    label: np.ndarray, relative: float, absolute: float,
+) -> None:
+    """Rows whose float32 nearest and runner-up are within float32's error bound: labelled from exact distances."""
+    flagged = False
+    for i in range(m):  # vectorised: most blocks have no such row
+        flagged |= _unsure(best[i], second[i], relative, absolute)
+    if not flagged:
+        return
+    for i in range(m):
+        if _unsure(best[i], second[i], relative, absolute):
+            c, nearest = 0, np.inf
+            for cc in range(exact_centres.shape[0]):
+                v = _exact_dist2(x64, i, exact_centres, cc, dp)
+                if v < nearest:
+                    c, nearest = cc, v
+            label[i] = c
+
+
+@numba.njit(nogil=True, cache=True)
+def _keep_farthest(keys: np.ndarray, rows: np.ndarray, labels: np.ndarray, size: int) -> tuple[int, float]:
+    """Keep the ``size`` largest ``keys`` (ties to the first, entries being in row order) in place, in row order;
+    returns their number and the smallest of them, which a later row must exceed to join them."""
+    kth = kth_largest(keys, size)
+    ties = size - np.sum(keys > kth)
+    kept = 0
+    for i in range(keys.shape[0]):
+        if keys[i] > kth or (keys[i] == kth and ties > 0):
+            ties -= keys[i] == kth
+            keys[kept], rows[kept], labels[kept] = keys[i], rows[i], labels[i]
+            kept += 1
+    return kept, kth
 
 
 @numba.njit(nogil=True, cache=True, inline="always")

@@ -74,8 +74,13 @@ class TopK:
         )._select()
 
     def _select(self) -> TopK:
-        keep = _largest(self.keys, self.index, self.size)
-        return TopK(self.size, self.keys[keep], self.index[keep], self.rows[keep], self.extra[keep])
+        return TopK.among(self.size, self.keys, self.index, self.rows, self.extra)
+
+    @classmethod
+    def among(cls, size: int, keys: np.ndarray, index: np.ndarray, rows: np.ndarray, extra: np.ndarray) -> TopK:
+        """The ``size`` largest of candidate rows given with their global ``index`` (any order, no -inf keys)."""
+        keep = _largest(keys, index, size)
+        return cls(size, keys[keep], index[keep], rows[keep], extra[keep])
 
 
 def _at_least_kth(keys: np.ndarray, size: int) -> np.ndarray:

@@ -8,7 +8,6 @@ inertia, and the points farthest from their centres (to re-seed clusters that em
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,24 +46,24 @@ class KMeansModel:
     def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> KMeansStats:
         """Assign the chunk's rows to their nearest centre and sum what the M-step needs.
 
-        Few features: one fused compiled pass (``_kernels.lloyd_chunk``) over blocks of
-        :data:`FUSED_ROWS` rows, whose labels and distances stay in cache; many: distances as
-        matrix products in cache-sized blocks, each finished by compiled passes (``_kernels``).
+        Few features: one fused compiled pass (``_kernels.lloyd_chunk``) that keeps no per-row
+        output, the farthest rows among them; many: distances as matrix products in cache-sized
+        blocks, each finished by compiled passes (``_kernels``).
         """
         k, (n, d) = self.n_clusters, x.shape
         counts, sums = np.zeros(k), np.zeros((k, d))
         if d <= MAX_FEATURES:
             weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)
-            blocks = _fused_blocks(x, weights, centres, counts, sums)
-        else:
-            weights = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
-            blocks = _blas_blocks(x, weights, centres, counts, sums)
-        inertia, far = 0.0, TopK.of(k, np.empty(0), offset, x[:0], (np.empty(0), np.empty(0)))
-        for rows, labels, dist2, part in blocks:
-            inertia += part
-            block_weights = np.broadcast_to(1.0, len(labels)) if w is None else w[rows]
-            keys = dist2 if w is None else np.where(block_weights > 0, dist2, -np.inf)
-            far = far + TopK.of(k, keys, offset + rows.start, x[rows], (labels, block_weights))
+            inertia, far = _fused(x, weights, offset, centres, counts, sums)
+            return KMeansStats(counts, sums, inertia, far)
+        weights = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+        labels, dist2 = np.empty(n, dtype=np.intp), np.empty(n)
+        inertia = 0.0
+        for rows, block_labels, block_dist2 in nearest_blocks(x, centres):
+            labels[rows], dist2[rows] = block_labels, block_dist2
+            inertia += add_labelled(x[rows], weights[rows], block_labels, block_dist2, counts, sums)
+        keys = dist2 if w is None else np.where(weights > 0, dist2, -np.inf)
+        far = TopK.of(k, keys, offset, x, (labels, weights))
         return KMeansStats(counts, sums, float(inertia), far)
 
     def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:
@@ -91,33 +90,46 @@ class KMeansModel:
         return float(((new - old) ** 2).sum())
 
 
-#: The fused kernel computes in float32 lanes from this many centres on (bench/RESULTS.md).
-FLOAT32_FROM = 32
-#: Rows per call of the fused kernel: their labels and distances (16 bytes a row) stay in the core's cache.
+#: The fused kernel computes in float32 lanes once centres x features reaches this: checking the labels costs a
+#: fixed time a row, the narrower lanes save time per centre and feature (bench/RESULTS.md).
+FLOAT32_WORK = 192
+
+
+def float32_lanes(dtype: np.dtype, k: int, d: int) -> bool:
+    """Whether the fused kernel assigns rows of ``dtype`` with ``d`` features to ``k`` centres in float32 lanes:
+    where float32 holds the data exactly and the distances are work enough."""
+    return _exact_in_float32(dtype) and k * d >= FLOAT32_WORK
+
+
+#: Rows per call of the fused kernel for input types it is not compiled for, converted a block at a time.
 FUSED_ROWS = 1 << 16
 
 
-def _fused_blocks(
-    x: np.ndarray, w: np.ndarray, centres: np.ndarray, counts: np.ndarray, sums: np.ndarray
-) -> Iterator[tuple[slice, np.ndarray, np.ndarray, float]]:
-    """Per block of rows: its slice, labels, exact distances and inertia; its counts and sums added in place.
+def _fused(
+    x: np.ndarray, w: np.ndarray, offset: int, centres: np.ndarray, counts: np.ndarray, sums: np.ndarray
+) -> tuple[float, TopK]:
+    """The inertia and farthest rows of the chunk ``x`` (its first row is row ``offset``); counts and sums added
+    in place.
 
-    ``w`` empty: unit weights.  float32 arithmetic where float32 holds the data exactly and there are
-    :data:`FLOAT32_FROM` centres or more (``lloyd_chunk``; with fewer, checking its labels costs what it saves).
+    ``w`` empty: unit weights; float32 lanes where :func:`float32_lanes` says so.
     """
+    k = len(centres)
     centres_t = np.ascontiguousarray(centres.T)
-    exact32 = _exact_in_float32(x.dtype)
-    narrow = exact32 and len(centres) >= FLOAT32_FROM
-    lanes = np.empty(0, np.float32 if narrow else np.float64)
+    lanes = np.empty(0, np.float32 if float32_lanes(x.dtype, k, x.shape[1]) else np.float64)
     # the kernel is compiled for the common input types; other ones go to it a block at a time, converted exactly
-    convert = None if x.dtype in _COMPILED else (np.float32 if exact32 else np.float64)
-    labels, dist2 = np.empty(min(len(x), FUSED_ROWS), np.intp), np.empty(min(len(x), FUSED_ROWS))
-    for start in range(0, len(x), FUSED_ROWS):
-        rows = slice(start, min(len(x), start + FUSED_ROWS))
-        m = rows.stop - start
-        block = x[rows] if convert is None else x[rows].astype(convert)
-        inertia = lloyd_chunk(block, w[rows], centres_t, lanes, labels[:m], dist2[:m], counts, sums)
-        yield rows, labels[:m], dist2[:m], inertia
+    convert = None if x.dtype in _COMPILED else (np.float32 if _exact_in_float32(x.dtype) else np.float64)
+    step = len(x) if convert is None else FUSED_ROWS
+    capacity = max(8 * k, 1024)  # the farthest rows are chosen again each time this fills up
+    keys, index, labels = np.empty(capacity), np.empty(capacity, np.int64), np.empty(capacity, np.int64)
+    inertia, held = 0.0, 0
+    for start in range(0, len(x), max(step, 1)):
+        block = x[start:start + step] if convert is None else x[start:start + step].astype(convert)
+        part, held = lloyd_chunk(block, w[start:start + step], centres_t, lanes, counts, sums,
+                                 keys, index, labels, held, offset + start)
+        inertia += part
+    local = index[:held] - offset
+    weights = np.ones(held) if len(w) == 0 else w[local]
+    return inertia, TopK.among(k, keys[:held], index[:held], x[local], np.stack([labels[:held], weights], axis=1))
 
 
 #: Input types the fused kernel is compiled for (each costs seconds of compiling, once per machine).
@@ -127,16 +139,3 @@ _COMPILED = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
 def _exact_in_float32(dtype: np.dtype) -> bool:
     """Whether float32 holds every value of ``dtype``: float32 itself, booleans and integers of up to 16 bits."""
     return dtype == np.float32 or (dtype.kind in "biu" and dtype.itemsize <= 2)
-
-
-def _blas_blocks(
-    x: np.ndarray, w: np.ndarray, centres: np.ndarray, counts: np.ndarray, sums: np.ndarray
-) -> Iterator[tuple[slice, np.ndarray, np.ndarray, float]]:
-    """The same from distances as matrix products (``_linalg.nearest_blocks``), for many features, as one block:
-    its cache-sized blocks are small for large K, and merging far rows per block would cost more than it saves."""
-    labels, dist2 = np.empty(len(x), dtype=np.intp), np.empty(len(x))
-    inertia = 0.0
-    for rows, block_labels, block_dist2 in nearest_blocks(x, centres):
-        labels[rows], dist2[rows] = block_labels, block_dist2
-        inertia += add_labelled(x[rows], w[rows], block_labels, block_dist2, counts, sums)
-    yield slice(0, len(x)), labels, dist2, inertia

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emdask import kmeans
+from emdask._stats import TopK
 from emdask.kmeans import KMeansModel
 
 
@@ -21,6 +22,19 @@ def brute(x: np.ndarray, w: np.ndarray, centres: np.ndarray):
     return labels, counts, sums, float(w @ dist2)
 
 
+def assert_farthest(far: TopK, x: np.ndarray, w: np.ndarray, centres: np.ndarray, offset: int = 0) -> None:
+    """``far`` holds the K rows farthest from their centres (positive weight, ties to the first), as TopK keeps
+    them from every row's exact distance."""
+    d = ((x.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(-1)
+    labels = d.argmin(axis=1)
+    keys = np.where(w > 0, d[np.arange(len(x)), labels], -np.inf)
+    expected = TopK.of(len(centres), keys, offset, x, (labels, w))
+    np.testing.assert_array_equal(far.index, expected.index)
+    np.testing.assert_array_equal(far.keys, expected.keys)
+    np.testing.assert_array_equal(far.rows, expected.rows)
+    np.testing.assert_array_equal(far.extra, expected.extra)
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     st.integers(0, 400), st.integers(1, kmeans.MAX_FEATURES), st.sampled_from([1, 2, 5, 12, 32, 37, 64]),
@@ -29,7 +43,7 @@ def brute(x: np.ndarray, w: np.ndarray, centres: np.ndarray):
 )
 def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
     """Every kind of dtype, in float64 lanes (few centres, or data float32 cannot hold) and float32 lanes (uint8,
-    float32 and bool with 32 centres or more); small integers, so exact ties are everywhere."""
+    float32 and bool with centres x features >= FLOAT32_WORK); small integers, so exact ties are everywhere."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many exact ties
     centres = rng.integers(0, 4, (k, d)).astype(np.float64)
@@ -39,20 +53,41 @@ def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
     np.testing.assert_allclose(stats.counts, counts, rtol=1e-12)
     np.testing.assert_allclose(stats.sums, sums, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(stats.inertia, inertia, rtol=1e-12, atol=1e-12)
-    if len(stats.far.index):
-        np.testing.assert_array_equal(stats.far.extra[:, 0], labels[stats.far.index])
+    assert_farthest(stats.far, x, w, centres)
+
+
+@pytest.mark.parametrize(("dtype", "k"), [(np.uint8, 5), (np.float32, 100), (np.int16, 96), (np.int64, 3),
+                                          (np.float64, 3), (np.float32, 5)])
+def test_farthest_rows_of_a_large_chunk(dtype, k):
+    """Enough rows to fill the kernel's list of far candidates many times over, in three orders: the rows drifting
+    away from the centres or towards them, or shuffled; integer types with exact ties everywhere, floats on a continuum;
+    int16 and int64 go to the kernel in blocks."""
+    rng = np.random.default_rng(k)
+    n = 3 * kmeans.FUSED_ROWS + 11
+    drift = np.arange(n)[:, None] / 20_000
+    if np.dtype(dtype).kind == "f":
+        x = (rng.normal(size=(n, 2)) + drift).astype(dtype)
+        centres = rng.normal(size=(k, 2))
+    else:
+        x = (rng.integers(0, 4, (n, 2)) + drift // 1).astype(dtype)
+        centres = rng.integers(0, 4, (k, 2)) + rng.choice([0.0, 0.5], (k, 2))  # distances on a lattice of 1/4
+    w = rng.choice([0.0, 1.0, 3.0], n)
+    assert_farthest(KMeansModel(k).e_step(x, w, 1000, centres).far, x, w, centres, offset=1000)
+    assert_farthest(KMeansModel(k).e_step(x[::-1], None, 0, centres).far, x[::-1], np.ones(n), centres)
+    shuffled = x[rng.permutation(n)]  # few candidates once the list first fills: the threshold it keeps decides
+    assert_farthest(KMeansModel(k).e_step(shuffled, None, 0, centres).far, shuffled, np.ones(n), centres)
 
 
 @pytest.mark.parametrize("offset", [0.0, 1e4])
 def test_float32_lanes_give_the_float64_labels_where_float32_cannot_tell_the_centres_apart(offset):
-    """Rows halfway between two centres, a few float32 spacings to either side, among 38 far centres that move the
+    """Rows halfway between two centres, a few float32 spacings to either side, among 98 far centres that move the
     float32 origin away: float32 distances tie or flip, the labels must still be float64's first minimum."""
     spacing = float(np.spacing(np.float32(offset + 0.5)))
     first = np.concatenate([offset + 0.5 + np.arange(-200, 201) * spacing, offset + np.linspace(0.45, 0.55, 4001)])
     x = np.stack([first, np.full(len(first), offset)], axis=1).astype(np.float32)
-    far = np.stack([np.linspace(1e5, 2e5, 38), np.full(38, offset)], axis=1)
+    far = np.stack([np.linspace(1e5, 2e5, 98), np.full(98, offset)], axis=1)
     centres = np.concatenate([[[offset, offset], [offset + 1.00731, offset]], far])
-    assert len(centres) >= kmeans.FLOAT32_FROM
+    assert kmeans.float32_lanes(x.dtype, len(centres), 2)
     stats = KMeansModel(len(centres)).e_step(x, None, 0, centres)
     labels, counts, sums, inertia = brute(x, np.ones(len(x)), centres)
     np.testing.assert_array_equal(stats.counts, counts)
@@ -73,6 +108,7 @@ def test_fused_and_matrix_product_paths_agree_on_pixels(dtype, monkeypatch):
     np.testing.assert_array_equal(fused.counts, blas.counts)
     np.testing.assert_allclose(fused.sums, blas.sums, rtol=1e-12)
     np.testing.assert_allclose(fused.inertia, blas.inertia, rtol=1e-9)
+    np.testing.assert_array_equal(fused.far.index, blas.far.index)
 
 
 @settings(max_examples=60, deadline=None)
