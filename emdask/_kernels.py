@@ -445,6 +445,14 @@ def add_labelled(
 GAUSSIAN_BLOCK = 32
 
 
+@numba.njit(nogil=True, cache=True)
+def _block_rows(n: int) -> int:
+    """:data:`GAUSSIAN_BLOCK` rows, or ``n`` if fewer (at least 1): a value the compiler cannot see, on purpose.  With a constant
+    trip count LLVM unrolls the rows' loops fully into scalar code, which numba does not vectorise (no SLP pass):
+    the diagonal kernel ran 82 ns a row so, 60 with loops over a runtime count (bench/RESULTS.md)."""
+    return max(1, min(GAUSSIAN_BLOCK, n))
+
+
 _LOG2E = 1.4426950408889634
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # ln 2 in two parts (Cody and Waite)
 #: exp's Taylor coefficients 1/j!, j = 13 down to 0: on |r| <= ln(2)/2 the truncation error is below 1e-17.
@@ -529,12 +537,13 @@ def gaussian_diag_chunk(
     """
     n, d = x.shape
     k = means.shape[0]
-    xs = np.zeros((d, GAUSSIAN_BLOCK))
-    logp = np.zeros((k, GAUSSIAN_BLOCK))
-    scratch = np.zeros((4, GAUSSIAN_BLOCK))
+    block = _block_rows(n)
+    xs = np.zeros((d, block))
+    logp = np.zeros((k, block))
+    scratch = np.zeros((4, block))
     total = 0.0
-    for start in range(0, n, GAUSSIAN_BLOCK):
-        m = min(GAUSSIAN_BLOCK, n - start)
+    for start in range(0, n, block):
+        m = min(block, n - start)
         for i in range(m):
             for j in range(d):
                 xs[j, i] = np.float64(x[start + i, j])
@@ -543,10 +552,10 @@ def gaussian_diag_chunk(
             acc[:] = 0.0
             for j in range(d):
                 mu, p, row = means[c, j], prec_chol[c, j], xs[j]
-                for i in range(GAUSSIAN_BLOCK):
+                for i in range(block):
                     t = (row[i] - mu) * p
                     acc[i] += t * t
-            for i in range(GAUSSIAN_BLOCK):
+            for i in range(block):
                 acc[i] = log_const[c] - 0.5 * acc[i]
         total += _responsibilities(logp, w, start, m, scratch)
         for c in range(k):
@@ -588,22 +597,23 @@ def gaussian_full_chunk(
     """
     n, d = x.shape
     k = means.shape[0]
-    xs = np.zeros((d, GAUSSIAN_BLOCK))
-    logp = np.zeros((k, GAUSSIAN_BLOCK))
-    scratch = np.zeros((4, GAUSSIAN_BLOCK))
-    y = np.zeros((d, GAUSSIAN_BLOCK))
-    ry = np.zeros((d, GAUSSIAN_BLOCK))
-    z = np.zeros(GAUSSIAN_BLOCK)
+    block = _block_rows(n)
+    xs = np.zeros((d, block))
+    logp = np.zeros((k, block))
+    scratch = np.zeros((4, block))
+    y = np.zeros((d, block))
+    ry = np.zeros((d, block))
+    z = np.zeros(block)
     total = 0.0
-    for start in range(0, n, GAUSSIAN_BLOCK):
-        m = min(GAUSSIAN_BLOCK, n - start)
+    for start in range(0, n, block):
+        m = min(block, n - start)
         for i in range(m):
             for j in range(d):
                 xs[j, i] = np.float64(x[start + i, j])
         for c in range(k):
             for j in range(d):
                 mu, row, out = means[c, j], xs[j], y[j]
-                for i in range(GAUSSIAN_BLOCK):
+                for i in range(block):
                     out[i] = row[i] - mu
             acc = logp[c]
             acc[:] = 0.0
@@ -612,11 +622,11 @@ def gaussian_full_chunk(
                 for q in range(d):
                     f, yq = prec_chol[c, q, j], y[q]
                     if f != 0.0:  # precision Cholesky factors are triangular: half the products are zero
-                        for i in range(GAUSSIAN_BLOCK):
+                        for i in range(block):
                             z[i] += yq[i] * f
-                for i in range(GAUSSIAN_BLOCK):
+                for i in range(block):
                     acc[i] += z[i] * z[i]
-            for i in range(GAUSSIAN_BLOCK):
+            for i in range(block):
                 acc[i] = log_const[c] - 0.5 * acc[i]
         total += _responsibilities(logp, w, start, m, scratch)
         for c in range(k):
