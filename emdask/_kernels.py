@@ -73,7 +73,7 @@ def _float32_lanes(lanes: np.ndarray) -> bool:
 @numba.extending.overload(_float32_lanes)
 def _float32_lanes_compiled(lanes: numba.types.Array) -> object:
     """The same as a constant of the compiled function: each lane type's kernel is compiled with its own branches
-    only (a branch on it inside the per-row loops cost 1.5 ns a row, bench/RESULTS.md)."""
+    only, none left inside the per-row loops."""
     value = lanes.dtype == numba.types.float32
 
     def constant(lanes: numba.types.Array) -> object:  # numba wants the overload's own signature
@@ -441,15 +441,16 @@ def add_labelled(
     return inertia
 
 
-#: Rows per block of the Gaussian-mixture kernels: a block's features, log-densities and responsibilities stay in L1.
-GAUSSIAN_BLOCK = 32
+#: Rows per block of the Gaussian-mixture kernels: a block's features, log-densities and responsibilities stay in
+#: cache, and the per-block sums over rows (one horizontal reduction per component and feature) are few a row.
+GAUSSIAN_BLOCK = 256
 
 
 @numba.njit(nogil=True, cache=True)
 def _block_rows(n: int) -> int:
-    """:data:`GAUSSIAN_BLOCK` rows, or ``n`` if fewer (at least 1): a value the compiler cannot see, on purpose.  With a constant
-    trip count LLVM unrolls the rows' loops fully into scalar code, which numba does not vectorise (no SLP pass):
-    the diagonal kernel ran 82 ns a row so, 60 with loops over a runtime count (bench/RESULTS.md)."""
+    """:data:`GAUSSIAN_BLOCK` rows, or ``n`` if fewer (at least 1), as a value the compiler cannot see: with a
+    constant trip count LLVM unrolls the rows' loops into scalar code, which numba does not vectorise (it runs
+    no SLP pass)."""
     return max(1, min(GAUSSIAN_BLOCK, n))
 
 
