@@ -462,7 +462,7 @@ _EXP_TAYLOR = tuple(1.0 / math.factorial(j) for j in range(13, -1, -1))
 _EXP_FLOOR = -708.0
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _exp_nonpositive(v: np.ndarray, out: np.ndarray, bits: np.ndarray) -> None:
     """``out = exp(v)`` for ``v <= 0`` (within 2 ulp of ``np.exp``; 0 below :data:`_EXP_FLOOR`), in SIMD lanes.
 
@@ -482,6 +482,37 @@ def _exp_nonpositive(v: np.ndarray, out: np.ndarray, bits: np.ndarray) -> None:
         bits[i] = (np.int64(nf) + 1023) << 52
     for i in range(v.shape[0]):
         out[i] = out[i] * scale[i] if v[i] >= _EXP_FLOOR else 0.0
+
+
+#: log's series 2 atanh(s) = 2 s + sum 2 s^(2j+1) / (2j+1), j = 11 down to 1: on |s| <= 3 - 2 sqrt(2) the rest is
+#: below 1e-17.
+_LOG_ATANH = tuple(2.0 / (2 * j + 1) for j in range(11, 0, -1))
+_SQRT2 = math.sqrt(2.0)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _log_at_least_one(z: np.ndarray, out: np.ndarray, bits: np.ndarray) -> None:
+    """``out = log(z)`` for finite ``z >= 1`` (within 2 ulp of ``np.log``; NaN elsewhere), in SIMD lanes.
+
+    z = 2^e m with m in [sqrt(2)/2, sqrt(2)): e ln 2 + 2 atanh((m - 1) / (m + 1)) by its series; the
+    exponent and mantissa are bit fields (``bits``, int64 scratch), so nothing calls the C library.
+    """
+    zbits = z.view(np.int64)
+    mantissa = bits.view(np.float64)
+    for i in range(z.shape[0]):
+        bits[i] = (zbits[i] & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000  # z's mantissa, in [1, 2)
+    for i in range(z.shape[0]):
+        m = mantissa[i]
+        high = m >= _SQRT2
+        m = 0.5 * m if high else m
+        e = np.float64((zbits[i] >> 52) - 1023) + (1.0 if high else 0.0)
+        s = (m - 1.0) / (m + 1.0)
+        s2 = s * s
+        p = 0.0
+        for coefficient in _LOG_ATANH:
+            p = p * s2 + coefficient
+        value = (e * _LN2_HI + (2.0 * s + s * (s2 * p))) + e * _LN2_LO
+        out[i] = value if 1.0 <= z[i] < np.inf else np.nan
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -504,11 +535,12 @@ def _responsibilities(logp: np.ndarray, w: np.ndarray, start: int, m: int, scrat
         _exp_nonpositive(v, row, bits)
         for i in range(b):
             z[i] += row[i]
+    _log_at_least_one(z[:m], v[:m], bits[:m])
     total = 0.0
     for i in range(m):
         wi = 1.0 if w.shape[0] == 0 else w[start + i]
+        total += wi * (top[i] + v[i])
         v[i] = wi / z[i]
-        total += wi * (top[i] + np.log(z[i]))
     for c in range(k):
         row = logp[c]
         for i in range(m):

@@ -63,8 +63,8 @@ def test_farthest_rows_of_a_large_chunk(dtype, k):
     away from the centres or towards them, or shuffled; integer types with exact ties everywhere, floats on a continuum;
     int16 and int64 go to the kernel in blocks."""
     rng = np.random.default_rng(k)
-    n = 3 * kmeans.FUSED_ROWS + 11
-    drift = np.arange(n)[:, None] / 20_000
+    n = kmeans.FUSED_ROWS + 4099
+    drift = np.arange(n)[:, None] / 7_000
     if np.dtype(dtype).kind == "f":
         x = (rng.normal(size=(n, 2)) + drift).astype(dtype)
         centres = rng.normal(size=(k, 2))
@@ -185,3 +185,22 @@ def test_vectorised_exp_is_numpys_within_two_ulp_and_zero_where_subnormal():
     normal = v >= _EXP_FLOOR
     np.testing.assert_allclose(out[normal], np.exp(v[normal]), rtol=2.5e-16, atol=0)
     assert np.all(out[~normal] == 0.0) and np.all(out[v == 0.0] == 1.0)
+
+
+def test_vectorised_log_is_numpys_within_two_ulp_and_nan_below_one():
+    from emdask._kernels import _log_at_least_one
+
+    rng = np.random.default_rng(0)
+    z = np.concatenate([
+        1 + rng.random(100_000) * 1e-6, 1 + rng.random(100_000), 1 + rng.random(100_000) * 1e6,
+        2.0 ** np.arange(1000), np.sqrt(2) * 2.0 ** np.arange(60), np.nextafter(np.sqrt(2), 0) * 2.0 ** np.arange(60),
+        [1.0, np.nextafter(1.0, 2.0), np.finfo(np.float64).max],
+    ])
+    out, bits = np.empty_like(z), np.empty(len(z), np.int64)
+    _log_at_least_one(z, out, bits)
+    reference = np.log(z)
+    assert np.all(np.abs(out - reference) <= 2 * np.spacing(np.maximum(reference, np.finfo(np.float64).tiny)))
+    assert out[-3] == 0.0
+    below = np.array([np.nextafter(1.0, 0.0), 0.5, 0.0, -1.0, np.nan, np.inf])
+    _log_at_least_one(below, out[: len(below)], bits[: len(below)])
+    assert np.isnan(out[: len(below)]).all()
