@@ -145,8 +145,7 @@ def lloyd_chunk(
     label = np.empty(ROW_BLOCK, lanes.dtype)  # the lanes' own type: compares and selects keep one lane width
     exact = np.zeros(ROW_BLOCK)
     inertia = np.zeros(ROW_BLOCK)
-    part_counts = np.zeros((_LANES, k))
-    part_sums = np.zeros((_LANES, k, d))
+    part = np.zeros((_LANES, k, d + 1))  # per interleaved lane and cluster: the weight, then the weighted sum
     threshold = kth_largest(far_keys[:far_count], k)  # a row must be farther to be among the K farthest
     for start in range(0, n, ROW_BLOCK):
         m = min(ROW_BLOCK, n - start)
@@ -201,12 +200,10 @@ def lloyd_chunk(
                 far_count += 1
                 if far_count == far_keys.shape[0]:
                     far_count, threshold = _keep_farthest(far_keys, far_rows, far_labels, k)
-            lane = i % _LANES
-            part_counts[lane, c] += wi
-            if d == 3:
-                _add_to_sums(part_sums[lane, c], x64, xs, i, wi, 3, narrow)
+            if d == 3:  # the same with the feature loop unrolled
+                _join(part, i % _LANES, c, x64, xs, i, wi, 3, narrow)
             else:
-                _add_to_sums(part_sums[lane, c], x64, xs, i, wi, d, narrow)
+                _join(part, i % _LANES, c, x64, xs, i, wi, d, narrow)
         if w.shape[0] == 0:
             for i in range(m):
                 inertia[i] += exact[i]
@@ -214,8 +211,8 @@ def lloyd_chunk(
             for i in range(m):
                 inertia[i] += w[start + i] * exact[i]
     for lane in range(_LANES):
-        counts += part_counts[lane]
-        sums += part_sums[lane]
+        counts += part[lane, :, 0]
+        sums += part[lane, :, 1:]
     return inertia.sum(), far_count
 
 
@@ -240,12 +237,16 @@ def _load_block(
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _add_to_sums(
-    into: np.ndarray, x64: np.ndarray, xs: np.ndarray, i: int, wi: float, d: int, narrow: bool
+def _join(
+    part: np.ndarray, lane: int, c: int, x64: np.ndarray, xs: np.ndarray, i: int, wi: float, d: int, narrow: bool
 ) -> None:
-    """Row ``i`` of the block, weighted, into one cluster's partial sum ``into`` (d,)."""
+    """Row ``i`` of the block, weighted ``wi``, joins cluster ``c`` in ``part[lane]``: its weight, then its sum.
+
+    One array for both: the count and the sums of a cluster share a cache line and an address.
+    """
+    part[lane, c, 0] += wi
     for j in range(d):
-        into[j] += wi * (x64[i, j] if narrow else np.float64(xs[j, i]))
+        part[lane, c, j + 1] += wi * (x64[i, j] if narrow else np.float64(xs[j, i]))
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
