@@ -350,31 +350,53 @@ def _nearest_of_four_rgb(
 
 #: Rows per block of :func:`column_moments`: each block's mean is taken first, then its squares about it.
 _MOMENT_BLOCK = 4096
+#: Rows whose values :func:`column_moments` adds at a time (a divisor of the block).
+_MOMENT_GROUP = 32
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def column_moments(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Row count, mean and centred sum of squares of each column of ``x`` (n, D), in float64.
+def column_moments(flat: np.ndarray, d: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Row count, mean and centred sum of squares of each column of a C-ordered (n, ``d``) array given as its
+    ``flat`` (n * d,) view, in float64.
 
     Blocks of rows are summed twice (the mean, then squares about it) and merged by Chan et
-    al.'s formula, as :class:`emdask._stats.Moments` merges chunks: no float64 copy of ``x``.
+    al.'s formula, as :class:`emdask._stats.Moments` merges chunks: no float64 copy of the rows.
+    The sums run over :data:`_MOMENT_GROUP` rows' values at a time into as many partial sums,
+    entry ``t`` holding column ``t % d``: a loop the compiler vectorises, where one over a row's
+    few columns is a chain of dependent additions.
     """
-    n, d = x.shape
+    n = flat.shape[0] // d if d else 0
+    width = _MOMENT_GROUP * d
     mean, m2 = np.zeros(d), np.zeros(d)
-    block_mean, block_m2 = np.empty(d), np.empty(d)
+    acc, pattern = np.zeros(width), np.zeros(width)
+    block_mean, block_m2 = np.zeros(d), np.zeros(d)
     for start in range(0, n, _MOMENT_BLOCK):
         stop = min(n, start + _MOMENT_BLOCK)
         size = stop - start
+        whole = (start + size // _MOMENT_GROUP * _MOMENT_GROUP) * d  # the block's values up to its last whole group
+        acc[:] = 0.0
+        for g in range(start * d, whole, width):
+            for t in range(width):
+                acc[t] += np.float64(flat[g + t])
         block_mean[:] = 0.0
-        for i in range(start, stop):
-            for j in range(d):
-                block_mean[j] += np.float64(x[i, j])
+        for t in range(width):
+            block_mean[t % d] += acc[t]
+        for q in range(whole, stop * d):
+            block_mean[(q - whole) % d] += np.float64(flat[q])
         block_mean /= size
+        for t in range(width):
+            pattern[t] = block_mean[t % d]
+        acc[:] = 0.0
+        for g in range(start * d, whole, width):
+            for t in range(width):
+                v = np.float64(flat[g + t]) - pattern[t]
+                acc[t] += v * v
         block_m2[:] = 0.0
-        for i in range(start, stop):
-            for j in range(d):
-                t = np.float64(x[i, j]) - block_mean[j]
-                block_m2[j] += t * t
+        for t in range(width):
+            block_m2[t % d] += acc[t]
+        for q in range(whole, stop * d):
+            v = np.float64(flat[q]) - pattern[(q - whole) % d]
+            block_m2[(q - whole) % d] += v * v
         total = start + size
         for j in range(d):
             delta = block_mean[j] - mean[j]

@@ -111,7 +111,7 @@ class Moments:
         x = np.asarray(x)
         if not x.dtype.isnative or not (x.dtype.kind in "biu" or x.dtype in (np.float32, np.float64)):
             x = x.astype(np.float64)  # what the compiled pass does not take: float16, other byte orders, objects
-        return cls(*column_moments(x))
+        return cls(*column_moments(np.ascontiguousarray(x).reshape(-1), x.shape[1]))
 
     @property
     def var(self) -> np.ndarray:

@@ -470,6 +470,8 @@ def summarize_chunk(
     check_finite_chunk(x, offset, name)
     if check is not None:
         check(x, offset, name)
+    if w is None and not size:  # unit weights, nothing to initialise from: no per-row weight arrays
+        return Summary(Moments.of(x), float(len(x)), float(len(x)), TopK.of(0, np.empty(0), offset, x[:0], (x[:0, 0],)))
     w = np.ones(len(x)) if w is None else w
     check_finite_chunk(w, offset, "sample_weight")
     if np.any(w < 0):

@@ -79,6 +79,24 @@ def test_moments_merge_is_stable_far_from_origin():
     np.testing.assert_allclose(merged.var, x.var(axis=0), rtol=1e-6)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from([0, 1, 7, 8, 9, 4095, 4096, 4097, 10_001]), st.integers(1, 16),
+    st.sampled_from([np.uint8, np.int64, np.float32, np.float64, np.bool_]), st.booleans(), st.integers(0, 2**31),
+)
+def test_moments_of_a_chunk_are_numpys(n, d, dtype, strided, seed):
+    """Row counts around the blocks of eight rows and of 4096, every column count up to 16, every input type,
+    strided chunks as well: the mean and variance per column are NumPy's of the float64 rows."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(2 * n, d)) * 50 + 3).astype(dtype)
+    x = x[::2] if strided else x[:n]
+    moments = Moments.of(x)
+    assert moments.n == n
+    if n:
+        np.testing.assert_allclose(moments.mean, x.astype(np.float64).mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(moments.var, x.astype(np.float64).var(axis=0), rtol=1e-10, atol=1e-12)
+
+
 def test_row_uniforms_are_the_same_for_any_split():
     whole = row_uniforms(3, 9, 0, 1000)
     parts = np.concatenate([row_uniforms(3, 9, lo, hi - lo) for lo, hi in [(0, 5), (5, 6), (6, 333), (333, 1000)]])
