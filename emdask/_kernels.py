@@ -195,15 +195,21 @@ def lloyd_chunk(
         for i in range(m):
             c = int(label[i])
             wi = 1.0 if w.shape[0] == 0 else w[start + i]
-            if exact[i] > threshold and wi > 0:
-                far_keys[far_count], far_rows[far_count], far_labels[far_count] = exact[i], offset + start + i, c
-                far_count += 1
-                if far_count == far_keys.shape[0]:
-                    far_count, threshold = _keep_farthest(far_keys, far_rows, far_labels, k)
             if d == 3:  # the same with the feature loop unrolled
                 _join(part, i % _LANES, c, x64, xs, i, wi, 3, narrow)
             else:
                 _join(part, i % _LANES, c, x64, xs, i, wi, d, narrow)
+        farther = False
+        for i in range(m):  # vectorised: once the list holds far rows, few blocks have a row farther still
+            farther |= exact[i] > threshold
+        if farther:
+            for i in range(m):
+                if exact[i] > threshold and (w.shape[0] == 0 or w[start + i] > 0):
+                    far_keys[far_count], far_rows[far_count] = exact[i], offset + start + i
+                    far_labels[far_count] = int(label[i])
+                    far_count += 1
+                    if far_count == far_keys.shape[0]:
+                        far_count, threshold = _keep_farthest(far_keys, far_rows, far_labels, k)
         if w.shape[0] == 0:
             for i in range(m):
                 inertia[i] += exact[i]
