@@ -192,13 +192,10 @@ def lloyd_chunk(
         else:
             for i in range(m):
                 exact[i] = best[i]
-        for i in range(m):
-            c = int(label[i])
-            wi = 1.0 if w.shape[0] == 0 else w[start + i]
-            if d == 3:  # the same with the feature loop unrolled
-                _join(part, i % _LANES, c, x64, xs, i, wi, 3, narrow)
-            else:
-                _join(part, i % _LANES, c, x64, xs, i, wi, d, narrow)
+        if d == 3:  # the same with the feature loop unrolled
+            _join_block(part, label, x64, xs, w, start, m, 3, narrow)
+        else:
+            _join_block(part, label, x64, xs, w, start, m, d, narrow)
         farther = False
         for i in range(m):  # vectorised: once the list holds far rows, few blocks have a row farther still
             farther |= exact[i] > threshold
@@ -240,6 +237,21 @@ def _load_block(
         for i in range(m):
             for j in range(d):
                 xs[j, i] = np.float64(x[start + i, j])
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _join_block(
+    part: np.ndarray, label: np.ndarray, x64: np.ndarray, xs: np.ndarray, w: np.ndarray, start: int, m: int, d: int,
+    narrow: bool,
+) -> None:
+    """The block's ``m`` rows join their clusters (:func:`_join`), in a loop for unit weights (``w`` empty) and
+    one for weights ``w[start:]``: a test of the weights inside the loop would be paid on every row."""
+    if w.shape[0] == 0:
+        for i in range(m):
+            _join(part, i % _LANES, int(label[i]), x64, xs, i, 1.0, d, narrow)
+    else:
+        for i in range(m):
+            _join(part, i % _LANES, int(label[i]), x64, xs, i, w[start + i], d, narrow)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
