@@ -2,8 +2,8 @@
 
 For many features the K-means distances are a matrix product (BLAS) on each cache-sized block;
 compiled passes do the rest: :func:`centred_into` centres the block and checks its range,
-:func:`first_argmin` picks the nearest centres, :func:`labelled_dist2` their exact distances and
-:func:`add_labelled` the counts, sums and inertia.
+:func:`first_argmin` picks the nearest centres and :func:`join_labelled` adds each row to its cluster
+with its exact distance.
 
 For few features (D <= 16: pixels, small tables) a fused loop beats the matrix-product path: rows
 go in small blocks, SIMD lanes holding rows, and for each centre the exact float64 squared
@@ -27,17 +27,6 @@ import numpy as np
 
 #: The fused K-means and full-covariance kernels are used up to this many features; above, BLAS wins (bench/).
 MAX_FEATURES = 16
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _add_row(
-    x: np.ndarray, i: int, wi: float, best: int, dist2: float, counts: np.ndarray, sums: np.ndarray
-) -> float:
-    """Row ``i`` (weight ``wi``) joins cluster ``best``: its count and sum grow; returns its share of the inertia."""
-    counts[best] += wi
-    for j in range(x.shape[1]):
-        sums[best, j] += wi * np.float64(x[i, j])
-    return wi * dist2
 
 
 #: Rows per block of the fused K-means pass: the block's features, best distances and labels stay in L1.
@@ -196,17 +185,9 @@ def lloyd_chunk(
             _join_block(part, label, x64, xs, w, start, m, 3, narrow)
         else:
             _join_block(part, label, x64, xs, w, start, m, d, narrow)
-        farther = False
-        for i in range(m):  # vectorised: once the list holds far rows, few blocks have a row farther still
-            farther |= exact[i] > threshold
-        if farther:
-            for i in range(m):
-                if exact[i] > threshold and (w.shape[0] == 0 or w[start + i] > 0):
-                    far_keys[far_count], far_rows[far_count] = exact[i], offset + start + i
-                    far_labels[far_count] = int(label[i])
-                    far_count += 1
-                    if far_count == far_keys.shape[0]:
-                        far_count, threshold = _keep_farthest(far_keys, far_rows, far_labels, k)
+        far_count, threshold = _gather_far(
+            exact, label, w, start, m, offset, threshold, far_keys, far_rows, far_labels, far_count, k
+        )
         if w.shape[0] == 0:
             for i in range(m):
                 inertia[i] += exact[i]
@@ -293,6 +274,30 @@ def _relabel_unsure(
                 if v < nearest:
                     c, nearest = cc, v
             label[i] = c
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _gather_far(
+    dist2: np.ndarray, label: np.ndarray, w: np.ndarray, start: int, m: int, offset: int, threshold: float,
+    far_keys: np.ndarray, far_rows: np.ndarray, far_labels: np.ndarray, far_count: int, k: int,
+) -> tuple[int, float]:
+    """A block's rows ``start .. start+m`` (distances ``dist2[:m]``, labels ``label[:m]``) farther than
+    ``threshold`` and of positive weight join the list of far candidates; returns its length and the threshold.
+
+    One vectorised test a block: once the list holds far rows, few blocks have a row farther still.
+    """
+    farther = False
+    for i in range(m):
+        farther |= dist2[i] > threshold
+    if farther:
+        for i in range(m):
+            if dist2[i] > threshold and (w.shape[0] == 0 or w[start + i] > 0):
+                far_keys[far_count], far_rows[far_count] = dist2[i], offset + start + i
+                far_labels[far_count] = int(label[i])
+                far_count += 1
+                if far_count == far_keys.shape[0]:
+                    far_count, threshold = _keep_farthest(far_keys, far_rows, far_labels, k)
+    return far_count, threshold
 
 
 @numba.njit(nogil=True, cache=True)
@@ -471,15 +476,45 @@ def labelled_dist2(x: np.ndarray, labels: np.ndarray, centres: np.ndarray, dist2
         dist2[i] = s
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
-def add_labelled(
-    x: np.ndarray, w: np.ndarray, labels: np.ndarray, dist2: np.ndarray, counts: np.ndarray, sums: np.ndarray
-) -> float:
-    """Each row joins its labelled cluster's count and sum (no bincounts); returns the rows' inertia."""
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})
+def join_labelled(
+    x: np.ndarray,
+    w: np.ndarray,
+    start: int,
+    labels: np.ndarray,
+    centres: np.ndarray,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    far_keys: np.ndarray,
+    far_rows: np.ndarray,
+    far_labels: np.ndarray,
+    far_count: int,
+    threshold: float,
+    offset: int,
+) -> tuple[float, int, float]:
+    """Rows ``start ..`` of a chunk (``x`` holds them, ``w`` all the chunk's weights or empty) join their labelled
+    clusters: float64 counts and sums, the exact distance to the centre, the inertia,
+    and the far rows as :func:`lloyd_chunk` keeps them (``threshold``: the K-th largest distance in the list, or
+    -inf); returns the inertia, the new ``far_count`` and threshold."""
+    n, d = x.shape
+    dist2 = np.empty(n)
     inertia = 0.0
-    for i in range(x.shape[0]):
-        inertia += _add_row(x, i, w[i], labels[i], dist2[i], counts, sums)
-    return inertia
+    for i in range(n):
+        c = labels[i]
+        wi = 1.0 if w.shape[0] == 0 else w[start + i]
+        s = 0.0
+        for j in range(d):
+            t = np.float64(x[i, j]) - centres[c, j]
+            s += t * t
+        dist2[i] = s
+        inertia += wi * s
+        counts[c] += wi
+        for j in range(d):
+            sums[c, j] += wi * np.float64(x[i, j])
+    far_count, threshold = _gather_far(
+        dist2, labels, w, start, n, offset, threshold, far_keys, far_rows, far_labels, far_count, centres.shape[0]
+    )
+    return inertia, far_count, threshold
 
 
 #: Rows per block of the Gaussian-mixture kernels: a block's features, log-densities and responsibilities stay in

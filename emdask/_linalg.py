@@ -46,14 +46,12 @@ def sq_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0, out=d)
 
 
-def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-    """Per cache-sized row block: its slice, each row's nearest centre and the exact squared distance to it.
+def nearest_labels(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """Per cache-sized row block: its slice and each row's nearest centre.
 
     The argmin is over ``|c - s|^2 / 2 - (c - s).(x - s)``, one matrix product in the data's
     precision about the centres' mean ``s``: the squared distance less ``|x - s|^2``, which does
-    not change it.  The distance of the chosen centre is then recomputed from the residual in
-    float64, so it carries no cancellation error.  The block's buffers are reused: use its labels
-    and distances before taking the next block.
+    not change it.  The block's buffer is reused: use its labels before taking the next block.
     """
     k = len(centres)
     origin = centres.mean(axis=0)
@@ -62,15 +60,24 @@ def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
     step = next(row_blocks(len(x), k), slice(0, 0)).stop
     xs_buffer = np.empty((step, x.shape[1]), np.float32)
     scores_buffer = np.empty(k * step, np.float64)
-    labels, dist2 = np.empty(step, np.int32), np.empty(step)
+    labels = np.empty(step, np.int32)
     for rows in row_blocks(len(x), k):
         xs = centred(x[rows], origin, xs_buffer)
         m = len(xs)
         scores = scores_buffer.view(xs.dtype)[: k * m].reshape(k, m)
         np.matmul(cs.astype(xs.dtype), xs.T, out=scores)
         first_argmin(half_norms.astype(xs.dtype), scores, labels[:m])
-        labelled_dist2(x[rows], labels[:m], centres, dist2[:m])
-        yield rows, labels[:m], dist2[:m]
+        yield rows, labels[:m]
+
+
+def nearest_blocks(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """:func:`nearest_labels` with each row's exact squared distance to its centre, recomputed from the residual in
+    float64, so it carries no cancellation error."""
+    dist2 = np.empty(next(row_blocks(len(x), len(centres)), slice(0, 0)).stop)
+    for rows, labels in nearest_labels(x, centres):
+        m = rows.stop - rows.start
+        labelled_dist2(x[rows], labels, centres, dist2[:m])
+        yield rows, labels, dist2[:m]
 
 
 def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

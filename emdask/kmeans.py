@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emdask._kernels import MAX_FEATURES, add_labelled, lloyd_chunk
-from emdask._linalg import nearest_blocks
+from emdask._kernels import MAX_FEATURES, join_labelled, lloyd_chunk
+from emdask._linalg import nearest_labels
 from emdask._stats import Stats, TopK
 from emdask.engine import StopOn
 
@@ -50,21 +50,22 @@ class KMeansModel:
         output, the farthest rows among them; many: distances as matrix products in cache-sized
         blocks, each finished by compiled passes (``_kernels``).
         """
-        k, (n, d) = self.n_clusters, x.shape
+        k, d = self.n_clusters, x.shape[1]
         counts, sums = np.zeros(k), np.zeros((k, d))
         if d <= MAX_FEATURES:
             weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)
             inertia, far = _fused(x, weights, offset, centres, counts, sums)
             return KMeansStats(counts, sums, inertia, far)
-        weights = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
-        labels, dist2 = np.empty(n, dtype=np.intp), np.empty(n)
+        weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)
+        candidates = _FarRows(k)
         inertia = 0.0
-        for rows, block_labels, block_dist2 in nearest_blocks(x, centres):
-            labels[rows], dist2[rows] = block_labels, block_dist2
-            inertia += add_labelled(x[rows], weights[rows], block_labels, block_dist2, counts, sums)
-        keys = dist2 if w is None else np.where(weights > 0, dist2, -np.inf)
-        far = TopK.of(k, keys, offset, x, (labels, weights))
-        return KMeansStats(counts, sums, float(inertia), far)
+        for rows, labels in nearest_labels(x, centres):
+            part, candidates.held, candidates.threshold = join_labelled(
+                x[rows], weights, rows.start, labels, centres, counts, sums, candidates.keys,
+                candidates.index, candidates.labels, candidates.held, candidates.threshold, offset,
+            )
+            inertia += part
+        return KMeansStats(counts, sums, inertia, candidates.top(x, weights, offset))
 
     def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:
         """Weighted means; an empty cluster takes the farthest point from its centre, as scikit-learn does."""
@@ -119,17 +120,31 @@ def _fused(
     # the kernel is compiled for the common input types; other ones go to it a block at a time, converted exactly
     convert = None if x.dtype in _COMPILED else (np.float32 if _exact_in_float32(x.dtype) else np.float64)
     step = len(x) if convert is None else FUSED_ROWS
-    capacity = max(8 * k, 1024)  # the farthest rows are chosen again each time this fills up
-    keys, index, labels = np.empty(capacity), np.empty(capacity, np.int64), np.empty(capacity, np.int64)
-    inertia, held = 0.0, 0
+    far = _FarRows(k)
+    inertia = 0.0
     for start in range(0, len(x), max(step, 1)):
         block = x[start:start + step] if convert is None else x[start:start + step].astype(convert)
-        part, held = lloyd_chunk(block, w[start:start + step], centres_t, lanes, counts, sums,
-                                 keys, index, labels, held, offset + start)
+        part, far.held = lloyd_chunk(block, w[start:start + step], centres_t, lanes, counts, sums,
+                                     far.keys, far.index, far.labels, far.held, offset + start)
         inertia += part
-    local = index[:held] - offset
-    weights = np.ones(held) if len(w) == 0 else w[local]
-    return inertia, TopK.among(k, keys[:held], index[:held], x[local], np.stack([labels[:held], weights], axis=1))
+    return inertia, far.top(x, w, offset)
+
+
+class _FarRows:
+    """The kernels' list of candidates for a chunk's ``k`` farthest rows (cut back to the farthest when full)."""
+
+    def __init__(self, k: int):
+        capacity = max(8 * k, 1024)
+        self.k, self.held, self.threshold = k, 0, -np.inf
+        self.keys, self.index = np.empty(capacity), np.empty(capacity, np.int64)
+        self.labels = np.empty(capacity, np.int64)
+
+    def top(self, x: np.ndarray, w: np.ndarray, offset: int) -> TopK:
+        """The ``k`` farthest as a :class:`TopK` (with label and weight), ``x`` the chunk, its first row ``offset``."""
+        local = self.index[: self.held] - offset
+        weights = np.ones(self.held) if len(w) == 0 else w[local]
+        extra = np.stack([self.labels[: self.held], weights], axis=1)
+        return TopK.among(self.k, self.keys[: self.held], self.index[: self.held], x[local], extra)
 
 
 #: Input types the fused kernel is compiled for (each costs seconds of compiling, once per machine).

@@ -56,12 +56,17 @@ def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
     assert_farthest(stats.far, x, w, centres)
 
 
-@pytest.mark.parametrize(("dtype", "k"), [(np.uint8, 5), (np.float32, 100), (np.int16, 96), (np.int64, 3),
-                                          (np.float64, 3), (np.float32, 5)])
-def test_farthest_rows_of_a_large_chunk(dtype, k):
+@pytest.mark.parametrize(("dtype", "k", "path"), [
+    (np.uint8, 5, "fused"), (np.float32, 100, "fused"), (np.int16, 96, "fused"), (np.int64, 3, "fused"),
+    (np.float64, 3, "fused"), (np.float32, 5, "fused"), (np.uint8, 5, "matrix products"),
+    (np.float32, 64, "matrix products"),
+])
+def test_farthest_rows_of_a_large_chunk(dtype, k, path, monkeypatch):
     """Enough rows to fill the kernel's list of far candidates many times over, in three orders: the rows drifting
     away from the centres or towards them, or shuffled; integer types with exact ties everywhere, floats on a continuum;
-    int16 and int64 go to the kernel in blocks."""
+    int16 and int64 go to the kernel in blocks; the matrix-product path (many features) keeps them the same way."""
+    if path == "matrix products":
+        monkeypatch.setattr(kmeans, "MAX_FEATURES", 0)
     rng = np.random.default_rng(k)
     n = kmeans.FUSED_ROWS + 4099
     drift = np.arange(n)[:, None] / 7_000
