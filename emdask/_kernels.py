@@ -78,9 +78,7 @@ def lloyd_chunk(
     lanes: np.ndarray,
     counts: np.ndarray,
     sums: np.ndarray,
-    far_keys: np.ndarray,
-    far_rows: np.ndarray,
-    far_labels: np.ndarray,
+    far: tuple[np.ndarray, np.ndarray, np.ndarray],
     far_count: int,
     offset: int,
 ) -> tuple[float, int]:
@@ -98,9 +96,9 @@ def lloyd_chunk(
     Either way each row's distance to its centre, the counts, sums and inertia are float64.
 
     The K rows farthest from their centres (positive weight; ties to the first row) are kept among
-    the first ``far_count`` entries of ``far_keys``, ``far_rows`` (row numbers, ``x``'s first being
-    ``offset``) and ``far_labels`` (capacity above K), with no per-row output: returns the inertia and
-    the new ``far_count``.
+    the first ``far_count`` entries of ``far``: their distances, row numbers (``x``'s first being
+    ``offset``) and labels (capacity above K), with no per-row output: returns the inertia and the new
+    ``far_count``.
     """
     n, d = x.shape
     k = centres_t.shape[1]
@@ -135,7 +133,7 @@ def lloyd_chunk(
     exact = np.zeros(ROW_BLOCK)
     inertia = np.zeros(ROW_BLOCK)
     part = np.zeros((_LANES, k, d + 1))  # per interleaved lane and cluster: the weight, then the weighted sum
-    threshold = kth_largest(far_keys[:far_count], k)  # a row must be farther to be among the K farthest
+    threshold = kth_largest(far[0][:far_count], k)  # a row must be farther to be among the K farthest
     for start in range(0, n, ROW_BLOCK):
         m = min(ROW_BLOCK, n - start)
         if d == 3:  # the same loads with the feature loop unrolled
@@ -185,9 +183,7 @@ def lloyd_chunk(
             _join_block(part, label, x64, xs, w, start, m, 3, narrow)
         else:
             _join_block(part, label, x64, xs, w, start, m, d, narrow)
-        far_count, threshold = _gather_far(
-            exact, label, w, start, m, offset, threshold, far_keys, far_rows, far_labels, far_count, k
-        )
+        far_count, threshold = _gather_far(exact, label, w, start, m, offset, threshold, far, far_count, k)
         if w.shape[0] == 0:
             for i in range(m):
                 inertia[i] += exact[i]
@@ -279,13 +275,14 @@ def _relabel_unsure(
 @numba.njit(nogil=True, cache=True, inline="always")
 def _gather_far(
     dist2: np.ndarray, label: np.ndarray, w: np.ndarray, start: int, m: int, offset: int, threshold: float,
-    far_keys: np.ndarray, far_rows: np.ndarray, far_labels: np.ndarray, far_count: int, k: int,
+    far: tuple[np.ndarray, np.ndarray, np.ndarray], far_count: int, k: int,
 ) -> tuple[int, float]:
     """A block's rows ``start .. start+m`` (distances ``dist2[:m]``, labels ``label[:m]``) farther than
     ``threshold`` and of positive weight join the list of far candidates; returns its length and the threshold.
 
     One vectorised test a block: once the list holds far rows, few blocks have a row farther still.
     """
+    far_keys, far_rows, far_labels = far
     farther = False
     for i in range(m):
         farther |= dist2[i] > threshold
@@ -485,9 +482,7 @@ def join_labelled(
     centres: np.ndarray,
     counts: np.ndarray,
     sums: np.ndarray,
-    far_keys: np.ndarray,
-    far_rows: np.ndarray,
-    far_labels: np.ndarray,
+    far: tuple[np.ndarray, np.ndarray, np.ndarray],
     far_count: int,
     threshold: float,
     offset: int,
@@ -511,9 +506,7 @@ def join_labelled(
         counts[c] += wi
         for j in range(d):
             sums[c, j] += wi * np.float64(x[i, j])
-    far_count, threshold = _gather_far(
-        dist2, labels, w, start, n, offset, threshold, far_keys, far_rows, far_labels, far_count, centres.shape[0]
-    )
+    far_count, threshold = _gather_far(dist2, labels, w, start, n, offset, threshold, far, far_count, centres.shape[0])
     return inertia, far_count, threshold
 
 

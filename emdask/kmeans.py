@@ -61,8 +61,8 @@ class KMeansModel:
         inertia = 0.0
         for rows, labels in nearest_labels(x, centres):
             part, candidates.held, candidates.threshold = join_labelled(
-                x[rows], weights, rows.start, labels, centres, counts, sums, candidates.keys,
-                candidates.index, candidates.labels, candidates.held, candidates.threshold, offset,
+                x[rows], weights, rows.start, labels, centres, counts, sums, candidates.arrays, candidates.held,
+                candidates.threshold, offset,
             )
             inertia += part
         return KMeansStats(counts, sums, inertia, candidates.top(x, weights, offset))
@@ -124,8 +124,9 @@ def _fused(
     inertia = 0.0
     for start in range(0, len(x), max(step, 1)):
         block = x[start:start + step] if convert is None else x[start:start + step].astype(convert)
-        part, far.held = lloyd_chunk(block, w[start:start + step], centres_t, lanes, counts, sums,
-                                     far.keys, far.index, far.labels, far.held, offset + start)
+        part, far.held = lloyd_chunk(
+            block, w[start:start + step], centres_t, lanes, counts, sums, far.arrays, far.held, offset + start
+        )
         inertia += part
     return inertia, far.top(x, w, offset)
 
@@ -138,6 +139,11 @@ class _FarRows:
         self.k, self.held, self.threshold = k, 0, -np.inf
         self.keys, self.index = np.empty(capacity), np.empty(capacity, np.int64)
         self.labels = np.empty(capacity, np.int64)
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the kernels fill: the candidates' distances, row numbers and labels."""
+        return self.keys, self.index, self.labels
 
     def top(self, x: np.ndarray, w: np.ndarray, offset: int) -> TopK:
         """The ``k`` farthest as a :class:`TopK` (with label and weight), ``x`` the chunk, its first row ``offset``."""
