@@ -1,10 +1,14 @@
 """One result whatever the scheduler (synchronous, threaded, two worker processes) and the chunking."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import dask.array as da
 import numpy as np
 import pytest
 from conftest import photo_pixels
+from processes import ROOT
 
 import emdask
 
@@ -71,18 +75,24 @@ def test_sample_weight_as_dask_array_on_cluster(distributed_client, digits):
     np.testing.assert_allclose(em.cluster_centers_, ref.cluster_centers_, rtol=1e-12, atol=1e-10)
 
 
+BLAS_CHECK = """
+from threadpoolctl import threadpool_info, threadpool_limits
+import numpy as np
+from emdask.engine import _run_chunk
+
+def blas_threads(*_):
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+with threadpool_limits(limits=2, user_api="blas"):
+    assert blas_threads() == {2}, blas_threads()
+    for _ in range(3):
+        assert _run_chunk(blas_threads, np.zeros((1, 1)), None, 0, ()) == {1}
+        assert blas_threads() == {2}, blas_threads()
+"""
+
+
 def test_chunk_tasks_run_blas_on_one_thread_and_give_the_rest_back():
     """Dask's threads run chunk tasks side by side: each task's BLAS runs on one thread (no oversubscription),
-    and the process's own setting is back once no task runs, every time (the library list is found once)."""
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    from emdask.engine import _run_chunk
-
-    def blas_threads(*_: object) -> list[int]:
-        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
-
-    with threadpool_limits(limits=2, user_api="blas"):
-        assert blas_threads() and set(blas_threads()) == {2}
-        for _ in range(3):
-            assert set(_run_chunk(blas_threads, np.zeros((1, 1)), None, 0, ())) == {1}
-            assert set(blas_threads()) == {2}
+    and the process's own setting is back once no task runs, every time (the library list is found once).
+    In a fresh process: OpenBLAS, once limited from pool threads, may not take two threads again."""
+    subprocess.run([sys.executable, "-c", BLAS_CHECK], check=True, cwd=ROOT, timeout=120)
