@@ -52,11 +52,10 @@ class KMeansModel:
         """
         k, d = self.n_clusters, x.shape[1]
         counts, sums = np.zeros(k), np.zeros((k, d))
+        weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)  # empty: unit weights
         if d <= MAX_FEATURES:
-            weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)
             inertia, far = _fused(x, weights, offset, centres, counts, sums)
             return KMeansStats(counts, sums, inertia, far)
-        weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)
         candidates = _FarRows(k)
         inertia = 0.0
         for rows, labels in nearest_labels(x, centres):
