@@ -34,7 +34,7 @@ from emdask._random import row_uniforms
 from emdask._stats import Moments, Stats, TopK
 from emdask._validation import check_finite_chunk
 from emdask.errors import InputError
-from emdask.runtime import memory_budget, one_blas_thread
+from emdask.runtime import memory_budget, one_blas_thread, prepare_blas
 
 logger = logging.getLogger("emdask")
 
@@ -76,6 +76,7 @@ class ChunkedData:
     log_level = logging.INFO
 
     def __init__(self, X: da.Array, weights: da.Array | None = None, *, cache: Cache = "auto", name: str = "X"):
+        prepare_blas()
         self.name = name
         self.shape: tuple[int, int] = (int(X.shape[0]), int(X.shape[1]))
         self.dtype = X.dtype
@@ -121,6 +122,7 @@ class InMemoryData:
     def __init__(
         self, X: np.ndarray, weights: np.ndarray | None = None, name: str = "in-memory data", threads: int = 1
     ):
+        prepare_blas()
         self.X, self.weights, self.shape, self.name = X, weights, X.shape, name
         self.bounds = np.linspace(0, len(X), max(1, min(threads, len(X))) + 1).astype(int)
 

@@ -28,8 +28,7 @@ CACHE_FRACTION = 0.5
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter: Any = None
-#: Found once: finding the loaded BLAS libraries takes ~0.8 ms, limiting them then 6 us; made at the first chunk
-#: task, when NumPy's and SciPy's libraries are loaded (emdask imports both).
+#: Found once (:func:`prepare_blas`): finding the loaded BLAS libraries takes ~0.8 ms, limiting them then 6 us.
 _blas_controller: ThreadpoolController | None = None
 
 
@@ -56,13 +55,28 @@ def quiet_entry_point(verbosity: int = 0) -> None:
     logging.getLogger("emdask").setLevel(logging.DEBUG if verbosity >= 1 else logging.INFO)
 
 
+def prepare_blas() -> None:
+    """Find the loaded BLAS libraries once, and set their thread count once from the calling thread (the one that
+    fits, before any pass).
+
+    OpenBLAS whose thread count is first set from another thread (a task in Dask's pool) keeps one thread
+    in every thread afterwards: a threaded fit left the caller's NumPy and SciPy BLAS on one thread for the rest
+    of the process. Set once from the caller's thread first, it takes its count back after every task.
+    """
+    global _blas_controller
+    with _blas_lock:
+        if _blas_controller is None:
+            _blas_controller = ThreadpoolController()
+            _blas_controller.limit(limits=1, user_api="blas").restore_original_limits()
+
+
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
     """BLAS at one thread while any chunk task runs in this process."""
     global _blas_users, _blas_limiter, _blas_controller
     with _blas_lock:
         if _blas_users == 0:
-            _blas_controller = _blas_controller or ThreadpoolController()
+            _blas_controller = _blas_controller or ThreadpoolController()  # a worker process: found at its first task
             _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
         _blas_users += 1
     try:

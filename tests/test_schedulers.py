@@ -76,23 +76,28 @@ def test_sample_weight_as_dask_array_on_cluster(distributed_client, digits):
 
 
 BLAS_CHECK = """
-from threadpoolctl import threadpool_info, threadpool_limits
-import numpy as np
+import dask, dask.array as da, numpy as np
+from threadpoolctl import threadpool_info
+import emdask
 from emdask.engine import _run_chunk
 
 def blas_threads(*_):
     return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
 
-with threadpool_limits(limits=2, user_api="blas"):
-    assert blas_threads() == {2}, blas_threads()
-    for _ in range(3):
-        assert _run_chunk(blas_threads, np.zeros((1, 1)), None, 0, ()) == {1}
-        assert blas_threads() == {2}, blas_threads()
+before = blas_threads()
+assert before == {2}, before
+X = da.from_array(np.random.default_rng(0).normal(size=(40_000, 32)), chunks=(5_000, 32))
+with dask.config.set(scheduler="threads"):  # the first tasks ever run in Dask's pool threads
+    emdask.KMeans(4, max_iter=3, random_state=0).fit(X)
+assert blas_threads() == before, blas_threads()
+for _ in range(3):
+    assert _run_chunk(blas_threads, np.zeros((1, 1)), None, 0, ()) == {1}
+    assert blas_threads() == before, blas_threads()
 """
 
 
 def test_chunk_tasks_run_blas_on_one_thread_and_give_the_rest_back():
     """Dask's threads run chunk tasks side by side: each task's BLAS runs on one thread (no oversubscription),
-    and the process's own setting is back once no task runs, every time (the library list is found once).
-    In a fresh process: OpenBLAS, once limited from pool threads, may not take two threads again."""
+    and the caller's own setting is back once no task runs, also after a threaded fit whose tasks were the first
+    to limit BLAS (in a fresh process, where nothing has set OpenBLAS's thread count yet)."""
     subprocess.run([sys.executable, "-c", BLAS_CHECK], check=True, cwd=ROOT, timeout=120)
