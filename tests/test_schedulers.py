@@ -1,6 +1,7 @@
 """One result whatever the scheduler (synchronous, threaded, two worker processes) and the chunking."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -100,4 +101,7 @@ def test_chunk_tasks_run_blas_on_one_thread_and_give_the_rest_back():
     """Dask's threads run chunk tasks side by side: each task's BLAS runs on one thread (no oversubscription),
     and the caller's own setting is back once no task runs, also after a threaded fit whose tasks were the first
     to limit BLAS (in a fresh process, where nothing has set OpenBLAS's thread count yet)."""
-    subprocess.run([sys.executable, "-c", BLAS_CHECK], check=True, cwd=ROOT, timeout=120)
+    # two BLAS threads to begin with, whatever this process's workers put in the environment (Dask's nannies set
+    # OMP_NUM_THREADS and the like to 1 for the processes they start)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")} | {"OPENBLAS_NUM_THREADS": "2"}
+    subprocess.run([sys.executable, "-c", BLAS_CHECK], check=True, cwd=ROOT, timeout=120, env=env)
