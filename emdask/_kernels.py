@@ -29,6 +29,9 @@ import numpy as np
 MAX_FEATURES = 16
 
 
+#: The list of candidates for a chunk's farthest rows the K-means kernels fill (:func:`_gather_far`): distances,
+#: row numbers, labels, and two 1-element arrays, its length and the distance a row must exceed to join it.
+FarList = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 #: Rows per block of the fused K-means pass: the block's features, best distances and labels stay in L1.
 ROW_BLOCK = 64
 #: Interleaved partial sums of the fused pass: consecutive rows of one cluster (common in sorted colours) would
@@ -78,10 +81,9 @@ def lloyd_chunk(
     lanes: np.ndarray,
     counts: np.ndarray,
     sums: np.ndarray,
-    far: tuple[np.ndarray, np.ndarray, np.ndarray],
-    far_count: int,
+    far: FarList,
     offset: int,
-) -> tuple[float, int]:
+) -> float:
     """Assign every row of ``x`` (n, D) to its nearest centre (``centres_t`` is (D, K)); returns the inertia.
 
     Adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,) weights, or empty for unit weights.
@@ -95,10 +97,9 @@ def lloyd_chunk(
     assigned again from exact float64 distances, so the labels are those of float64 arithmetic.
     Either way each row's distance to its centre, the counts, sums and inertia are float64.
 
-    The K rows farthest from their centres (positive weight; ties to the first row) are kept among
-    the first ``far_count`` entries of ``far``: their distances, row numbers (``x``'s first being
-    ``offset``) and labels (capacity above K), with no per-row output: returns the inertia and the new
-    ``far_count``.
+    The K rows farthest from their centres (positive weight; ties to the first row) are kept in
+    ``far``, the list of candidates :func:`_gather_far` fills (row numbers count from ``offset``), with
+    no per-row output.
     """
     n, d = x.shape
     k = centres_t.shape[1]
@@ -133,7 +134,6 @@ def lloyd_chunk(
     exact = np.zeros(ROW_BLOCK)
     inertia = np.zeros(ROW_BLOCK)
     part = np.zeros((_LANES, k, d + 1))  # per interleaved lane and cluster: the weight, then the weighted sum
-    threshold = kth_largest(far[0][:far_count], k)  # a row must be farther to be among the K farthest
     for start in range(0, n, ROW_BLOCK):
         m = min(ROW_BLOCK, n - start)
         if d == 3:  # the same loads with the feature loop unrolled
@@ -183,7 +183,7 @@ def lloyd_chunk(
             _join_block(part, label, x64, xs, w, start, m, 3, narrow)
         else:
             _join_block(part, label, x64, xs, w, start, m, d, narrow)
-        far_count, threshold = _gather_far(exact, label, w, start, m, offset, threshold, far, far_count, k)
+        _gather_far(exact, label, w, start, m, offset, far, k)
         if w.shape[0] == 0:
             for i in range(m):
                 inertia[i] += exact[i]
@@ -193,7 +193,7 @@ def lloyd_chunk(
     for lane in range(_LANES):
         counts += part[lane, :, 0]
         sums += part[lane, :, 1:]
-    return inertia.sum(), far_count
+    return inertia.sum()
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -274,27 +274,26 @@ def _relabel_unsure(
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _gather_far(
-    dist2: np.ndarray, label: np.ndarray, w: np.ndarray, start: int, m: int, offset: int, threshold: float,
-    far: tuple[np.ndarray, np.ndarray, np.ndarray], far_count: int, k: int,
-) -> tuple[int, float]:
-    """A block's rows ``start .. start+m`` (distances ``dist2[:m]``, labels ``label[:m]``) farther than
-    ``threshold`` and of positive weight join the list of far candidates; returns its length and the threshold.
+    dist2: np.ndarray, label: np.ndarray, w: np.ndarray, start: int, m: int, offset: int, far: FarList, k: int,
+) -> None:
+    """A block's rows ``start .. start+m`` (distances ``dist2[:m]``, labels ``label[:m]``) of positive weight join
+    the list of candidates for the ``k`` farthest rows when farther than its bar.
 
-    One vectorised test a block: once the list holds far rows, few blocks have a row farther still.
+    The bar is the k-th largest distance in the list once it was cut back (-inf before). One vectorised test a
+    block: once the list holds far rows, few blocks have a row farther still.
     """
-    far_keys, far_rows, far_labels = far
+    keys, rows, labels, held, bar = far
     farther = False
     for i in range(m):
-        farther |= dist2[i] > threshold
+        farther |= dist2[i] > bar[0]
     if farther:
         for i in range(m):
-            if dist2[i] > threshold and (w.shape[0] == 0 or w[start + i] > 0):
-                far_keys[far_count], far_rows[far_count] = dist2[i], offset + start + i
-                far_labels[far_count] = int(label[i])
-                far_count += 1
-                if far_count == far_keys.shape[0]:
-                    far_count, threshold = _keep_farthest(far_keys, far_rows, far_labels, k)
-    return far_count, threshold
+            if dist2[i] > bar[0] and (w.shape[0] == 0 or w[start + i] > 0):
+                n = held[0]
+                keys[n], rows[n], labels[n] = dist2[i], offset + start + i, int(label[i])
+                held[0] = n + 1
+                if held[0] == keys.shape[0]:
+                    held[0], bar[0] = _keep_farthest(keys, rows, labels, k)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -482,15 +481,12 @@ def join_labelled(
     centres: np.ndarray,
     counts: np.ndarray,
     sums: np.ndarray,
-    far: tuple[np.ndarray, np.ndarray, np.ndarray],
-    far_count: int,
-    threshold: float,
+    far: FarList,
     offset: int,
-) -> tuple[float, int, float]:
+) -> float:
     """Rows ``start ..`` of a chunk (``x`` holds them, ``w`` all the chunk's weights or empty) join their labelled
     clusters: float64 counts and sums, the exact distance to the centre, the inertia,
-    and the far rows as :func:`lloyd_chunk` keeps them (``threshold``: the K-th largest distance in the list, or
-    -inf); returns the inertia, the new ``far_count`` and threshold."""
+    and the far rows as :func:`lloyd_chunk` keeps them; returns the inertia."""
     n, d = x.shape
     dist2 = np.empty(n)
     inertia = 0.0
@@ -506,8 +502,8 @@ def join_labelled(
         counts[c] += wi
         for j in range(d):
             sums[c, j] += wi * np.float64(x[i, j])
-    far_count, threshold = _gather_far(dist2, labels, w, start, n, offset, threshold, far, far_count, centres.shape[0])
-    return inertia, far_count, threshold
+    _gather_far(dist2, labels, w, start, n, offset, far, centres.shape[0])
+    return inertia
 
 
 #: Rows per block of the Gaussian-mixture kernels: a block's features, log-densities and responsibilities stay in

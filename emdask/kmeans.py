@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emdask._kernels import MAX_FEATURES, join_labelled, lloyd_chunk
+from emdask._kernels import MAX_FEATURES, FarList, join_labelled, lloyd_chunk
 from emdask._linalg import nearest_labels
 from emdask._stats import Stats, TopK
 from emdask.engine import StopOn
@@ -59,11 +59,9 @@ class KMeansModel:
         candidates = _FarRows(k)
         inertia = 0.0
         for rows, labels in nearest_labels(x, centres):
-            part, candidates.held, candidates.threshold = join_labelled(
-                x[rows], weights, rows.start, labels, centres, counts, sums, candidates.arrays, candidates.held,
-                candidates.threshold, offset,
+            inertia += join_labelled(
+                x[rows], weights, rows.start, labels, centres, counts, sums, candidates.arrays, offset
             )
-            inertia += part
         return KMeansStats(counts, sums, inertia, candidates.top(x, weights, offset))
 
     def m_step(self, stats: KMeansStats, centres: np.ndarray) -> np.ndarray:
@@ -123,10 +121,7 @@ def _fused(
     inertia = 0.0
     for start in range(0, len(x), max(step, 1)):
         block = x[start:start + step] if convert is None else x[start:start + step].astype(convert)
-        part, far.held = lloyd_chunk(
-            block, w[start:start + step], centres_t, lanes, counts, sums, far.arrays, far.held, offset + start
-        )
-        inertia += part
+        inertia += lloyd_chunk(block, w[start:start + step], centres_t, lanes, counts, sums, far.arrays, offset + start)
     return inertia, far.top(x, w, offset)
 
 
@@ -135,21 +130,23 @@ class _FarRows:
 
     def __init__(self, k: int):
         capacity = max(8 * k, 1024)
-        self.k, self.held, self.threshold = k, 0, -np.inf
+        self.k = k
         self.keys, self.index = np.empty(capacity), np.empty(capacity, np.int64)
         self.labels = np.empty(capacity, np.int64)
+        self.held, self.bar = np.zeros(1, np.int64), np.full(1, -np.inf)  # the list's length; what a row must exceed
 
     @property
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """What the kernels fill: the candidates' distances, row numbers and labels."""
-        return self.keys, self.index, self.labels
+    def arrays(self) -> FarList:
+        """What the kernels fill (``_kernels.FarList``)."""
+        return self.keys, self.index, self.labels, self.held, self.bar
 
     def top(self, x: np.ndarray, w: np.ndarray, offset: int) -> TopK:
         """The ``k`` farthest as a :class:`TopK` (with label and weight), ``x`` the chunk, its first row ``offset``."""
-        local = self.index[: self.held] - offset
-        weights = np.ones(self.held) if len(w) == 0 else w[local]
-        extra = np.stack([self.labels[: self.held], weights], axis=1)
-        return TopK.among(self.k, self.keys[: self.held], self.index[: self.held], x[local], extra)
+        held = int(self.held[0])
+        local = self.index[:held] - offset
+        weights = np.ones(held) if len(w) == 0 else w[local]
+        extra = np.stack([self.labels[:held], weights], axis=1)
+        return TopK.among(self.k, self.keys[:held], self.index[:held], x[local], extra)
 
 
 #: Input types the fused kernel is compiled for (each costs seconds of compiling, once per machine).
