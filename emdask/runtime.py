@@ -28,7 +28,7 @@ CACHE_FRACTION = 0.5
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter: Any = None
-#: Found once (:func:`prepare_blas`): finding the loaded BLAS libraries takes ~0.8 ms, limiting them then 6 us.
+#: Found once (:func:`prepare_blas`): finding the loaded BLAS libraries is slow, limiting them once found is not.
 _blas_controller: ThreadpoolController | None = None
 
 
