@@ -464,12 +464,17 @@ def first_argmin(half_norms: np.ndarray, scores: np.ndarray, labels: np.ndarray)
 def labelled_dist2(x: np.ndarray, labels: np.ndarray, centres: np.ndarray, dist2: np.ndarray) -> None:
     """``dist2[i]`` = the exact squared distance (float64, from the residual) of row ``i`` to its centre."""
     for i in range(x.shape[0]):
-        best = labels[i]
-        s = 0.0
-        for j in range(x.shape[1]):
-            t = np.float64(x[i, j]) - centres[best, j]
-            s += t * t
-        dist2[i] = s
+        dist2[i] = _residual_dist2(x, i, centres, labels[i])
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _residual_dist2(x: np.ndarray, i: int, centres: np.ndarray, c: int) -> float:
+    """Row ``i`` of ``x`` to centre ``c``: the exact float64 squared distance, from the residual."""
+    s = 0.0
+    for j in range(x.shape[1]):
+        t = np.float64(x[i, j]) - centres[c, j]
+        s += t * t
+    return s
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -493,12 +498,8 @@ def join_labelled(
     for i in range(n):
         c = labels[i]
         wi = 1.0 if w.shape[0] == 0 else w[start + i]
-        s = 0.0
-        for j in range(d):
-            t = np.float64(x[i, j]) - centres[c, j]
-            s += t * t
-        dist2[i] = s
-        inertia += wi * s
+        dist2[i] = _residual_dist2(x, i, centres, c)
+        inertia += wi * dist2[i]
         counts[c] += wi
         for j in range(d):
             sums[c, j] += wi * np.float64(x[i, j])
