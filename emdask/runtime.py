@@ -18,6 +18,7 @@ from typing import Any
 import dask
 import dask.base
 import psutil
+import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 from emdask.errors import InputError
@@ -56,27 +57,35 @@ def quiet_entry_point(verbosity: int = 0) -> None:
 
 
 def prepare_blas() -> None:
-    """Find the loaded BLAS libraries once, and set their thread count once from the calling thread (the one that
-    fits, before any pass).
-
-    OpenBLAS whose thread count is first set from another thread (a task in Dask's pool) keeps one thread
-    in every thread afterwards: a threaded fit left the caller's NumPy and SciPy BLAS on one thread for the rest
-    of the process. Set once from the caller's thread first, it takes its count back after every task.
-    """
+    """Find the loaded BLAS libraries once, before any pass: it takes about a millisecond, too long for each task."""
     global _blas_controller
     with _blas_lock:
         if _blas_controller is None:
             _blas_controller = ThreadpoolController()
-            _blas_controller.limit(limits=1, user_api="blas").restore_original_limits()
+
+
+def _claim_blas() -> None:
+    """Let this thread set OpenBLAS's process-wide thread count.
+
+    threadpoolctl 3.8 lets one thread at a time set it: the first to set it, until that thread
+    clears it (its ``with threadpool_limits()`` block ends); others' settings do nothing. A
+    limit set from a pool thread would then bind the caller, and the caller's would bind the
+    tasks. Settings made here are always under the lock, so taking the right is safe; it is
+    given back after the last task (older threadpoolctl has no such right: nothing to do).
+    """
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """BLAS at one thread while any chunk task runs in this process."""
+    """BLAS at one thread while any chunk task runs in this process; the count before restored after the last."""
     global _blas_users, _blas_limiter, _blas_controller
     with _blas_lock:
         if _blas_users == 0:
             _blas_controller = _blas_controller or ThreadpoolController()  # a worker process: found at its first task
+            _claim_blas()
             _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
         _blas_users += 1
     try:
@@ -85,7 +94,9 @@ def one_blas_thread() -> Iterator[None]:
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
+                _claim_blas()
                 _blas_limiter.restore_original_limits()
+                _claim_blas()  # free for the caller's own settings
 
 
 def active_client() -> Any:

@@ -78,12 +78,16 @@ def test_sample_weight_as_dask_array_on_cluster(distributed_client, digits):
 
 BLAS_CHECK = """
 import dask, dask.array as da, numpy as np
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 import emdask
 from emdask.engine import _run_chunk
 
 def blas_threads(*_):
     return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+def in_tasks():
+    tasks = [dask.delayed(_run_chunk)(blas_threads, np.zeros((1, 1)), None, 0, ()) for _ in range(8)]
+    return set().union(*dask.compute(*tasks, scheduler="threads"))
 
 before = blas_threads()
 assert before == {2}, before
@@ -92,15 +96,25 @@ with dask.config.set(scheduler="threads"):  # the first tasks ever run in Dask's
     emdask.KMeans(4, max_iter=3, random_state=0).fit(X)
 assert blas_threads() == before, blas_threads()
 for _ in range(3):
-    assert _run_chunk(blas_threads, np.zeros((1, 1)), None, 0, ()) == {1}
+    assert in_tasks() == {1}, in_tasks()
     assert blas_threads() == before, blas_threads()
+    emdask.KMeans(4, max_iter=2, random_state=0).fit(X[:5_000].compute())  # a fit from this thread in between
+with threadpool_limits(1, user_api="blas"):  # the caller still sets its own count
+    assert blas_threads() == {1}, blas_threads()
+assert blas_threads() == before, blas_threads()
+with threadpool_limits(2, user_api="blas"):  # and tasks run inside the caller's own limit still take one thread
+    assert in_tasks() == {1}, in_tasks()
+    assert blas_threads() == {2}, blas_threads()
+assert blas_threads() == before, blas_threads()
 """
 
 
 def test_chunk_tasks_run_blas_on_one_thread_and_give_the_rest_back():
     """Dask's threads run chunk tasks side by side: each task's BLAS runs on one thread (no oversubscription),
     and the caller's own setting is back once no task runs, also after a threaded fit whose tasks were the first
-    to limit BLAS (in a fresh process, where nothing has set OpenBLAS's thread count yet)."""
+    to limit BLAS (in a fresh process, where nothing has set OpenBLAS's thread count yet), and after fits from
+    the caller's thread; the caller can still set the count itself (threadpoolctl 3.8 lets one thread at a time
+    change OpenBLAS's process-wide count)."""
     # two BLAS threads to begin with, whatever this process's workers put in the environment (Dask's nannies set
     # OMP_NUM_THREADS and the like to 1 for the processes they start)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")} | {"OPENBLAS_NUM_THREADS": "2"}
