@@ -29,6 +29,8 @@ from typing import Any, Literal, Protocol, TypeVar
 import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
+from dask.sizeof import sizeof
 
 from emdask._random import row_uniforms
 from emdask._stats import Moments, Stats, TopK
@@ -44,6 +46,9 @@ Cache = bool | Literal["auto"]
 StopOn = Literal["shift", "objective"]
 
 SPLIT_EVERY = 8
+#: A pass's arguments (the parameters) up to this size go inside every chunk task (bench/RESULTS.md: a task of
+#: their own made each pass on a cluster wait for them to reach every worker, and loaded its workers unevenly).
+EMBED_BYTES = 1 << 16
 
 def _run_chunk(fn: Callable[..., Stats], x: np.ndarray, w: np.ndarray | None, offset: int, args: tuple) -> Stats:
     with one_blas_thread():
@@ -101,12 +106,21 @@ class ChunkedData:
 
     def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
         """One pass: ``fn(x, w, offset, *args)`` on every chunk, summed by a tree on the active scheduler."""
-        shared = dask.delayed(args, traverse=False)
+        (total,) = dask.compute(self.pass_graph(fn, *args))
+        return total
+
+    def pass_graph(self, fn: Callable[..., S], *args: Any) -> Delayed:
+        """The tasks of one pass, their sum not yet computed.
+
+        Arguments up to :data:`EMBED_BYTES` travel inside each chunk task; larger ones are one
+        task of their own, whose result the chunk tasks share (on a cluster, the worker that ran
+        it sends it on to every other one before their chunks can start).
+        """
+        shared = args if sizeof(args) <= EMBED_BYTES else dask.delayed(args, traverse=False)
         parts = [
             dask.delayed(_run_chunk)(fn, x, w, off, shared) for x, w, off in zip(self._x, self._w, self.offsets)
         ]
-        (total,) = dask.compute(tree_sum(parts))
-        return total
+        return tree_sum(parts)
 
 
 class InMemoryData:

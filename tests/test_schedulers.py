@@ -119,3 +119,30 @@ def test_chunk_tasks_run_blas_on_one_thread_and_give_the_rest_back():
     # OMP_NUM_THREADS and the like to 1 for the processes they start)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")} | {"OPENBLAS_NUM_THREADS": "2"}
     subprocess.run([sys.executable, "-c", BLAS_CHECK], check=True, cwd=ROOT, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("k, shared_task", [(4, False), (5000, True)])
+def test_a_pass_carries_small_parameters_in_each_chunk_task(scheduler, k, shared_task):
+    """Parameters up to EMBED_BYTES travel inside the chunk tasks: no task of their own that every chunk would
+    wait for (on a cluster, one worker runs it and sends it on to the others); larger ones are that one task.
+    Either way the pass sums the same statistics as one E-step over the whole array."""
+    from dask.core import get_dependencies
+
+    from emdask.engine import EMBED_BYTES, ChunkedData
+    from emdask.kmeans import KMeansModel
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4_000, 2))
+    centres = rng.normal(size=(k, 2))
+    assert (centres.nbytes > EMBED_BYTES) == shared_task
+    X = da.from_array(x, chunks=(1_000, 2))
+    data = ChunkedData(X, cache=False)
+    model = KMeansModel(k)
+    graph = dict(data.pass_graph(model.e_step, centres).__dask_graph__())
+    chunk_tasks = [key for key in graph if str(key).startswith("_run_chunk")]
+    shared = set.intersection(*[get_dependencies(graph, key) for key in chunk_tasks]) - set(X.__dask_graph__())
+    assert len(chunk_tasks) == 4 and len(shared) == shared_task, shared
+    total, whole = data.map_reduce(model.e_step, centres), model.e_step(x, None, 0, centres)
+    np.testing.assert_allclose(total.counts, whole.counts)
+    np.testing.assert_allclose(total.sums, whole.sums, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(total.inertia, whole.inertia, rtol=1e-12)
