@@ -2,8 +2,8 @@
 
 For many features the K-means distances are a matrix product (BLAS) on each cache-sized block;
 compiled passes do the rest: :func:`centred_into` centres the block and checks its range,
-:func:`first_argmin` picks the nearest centres and :func:`join_labelled` adds each row to its cluster
-with its exact distance.
+:func:`first_argmin_rows` (float32) or :func:`first_argmin` picks the nearest centres and
+:func:`join_labelled` adds each row to its cluster with its exact distance.
 
 For few features (D <= 16: pixels, small tables) a fused loop beats the matrix-product path: rows
 go in small blocks, SIMD lanes holding rows, and for each centre the exact float64 squared
@@ -458,6 +458,28 @@ def first_argmin(half_norms: np.ndarray, scores: np.ndarray, labels: np.ndarray)
             better = v < best[i]
             best[i] = v if better else best[i]
             labels[i] = label if better else labels[i]
+
+
+@numba.njit(nogil=True, cache=True)
+def first_argmin_rows(half_norms: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> None:
+    """``labels[i]`` = the first ``c`` minimising ``half_norms[c] - scores[i, c]`` (float32 (n, K) scores, each row's
+    K scores together, as a matrix product writes them fastest); ``scores`` is overwritten.
+
+    The same choice as :func:`first_argmin` for finite scores: each difference, rounded to float32,
+    becomes an integer that sorts as it does, shifted above the column number, so the least such
+    key is the first minimum and each row's search is one integer minimum the compiler vectorises.
+    """
+    n, k = scores.shape
+    for i in range(n):
+        for c in range(k):
+            scores[i, c] = half_norms[c] - scores[i, c]
+    bits = scores.view(np.int32)
+    for i in range(n):
+        least = np.int64(0x7FFFFFFFFFFFFFFF)
+        for c in range(k):
+            b = bits[i, c]
+            least = min(least, (np.int64(b ^ ((b >> 31) & 0x7FFFFFFF)) << 32) | c)
+        labels[i] = least & 0xFFFFFFFF
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})

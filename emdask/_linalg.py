@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from emdask._kernels import centred_into, first_argmin, labelled_dist2
+from emdask._kernels import centred_into, first_argmin, first_argmin_rows, labelled_dist2
 
 #: Entries of one (rows x centres) block of distances; keeps the block in cache, never n x K.
 BLOCK_ENTRIES = 2**17
@@ -57,6 +57,7 @@ def nearest_labels(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
     origin = centres.mean(axis=0)
     cs = centres - origin
     half_norms = 0.5 * np.einsum("ij,ij->i", cs, cs)
+    cs32, half32 = cs.astype(np.float32), half_norms.astype(np.float32)
     step = next(row_blocks(len(x), k), slice(0, 0)).stop
     xs_buffer = np.empty((step, x.shape[1]), np.float32)
     scores_buffer = np.empty(k * step, np.float64)
@@ -64,9 +65,14 @@ def nearest_labels(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
     for rows in row_blocks(len(x), k):
         xs = centred(x[rows], origin, xs_buffer)
         m = len(xs)
-        scores = scores_buffer.view(xs.dtype)[: k * m].reshape(k, m)
-        np.matmul(cs.astype(xs.dtype), xs.T, out=scores)
-        first_argmin(half_norms.astype(xs.dtype), scores, labels[:m])
+        if xs.dtype == np.float32:  # float32 products are fastest written a row's K scores together (bench/RESULTS.md)
+            scores = scores_buffer.view(np.float32)[: k * m].reshape(m, k)
+            np.matmul(xs, cs32.T, out=scores)
+            first_argmin_rows(half32, scores, labels[:m])
+        else:
+            scores = scores_buffer[: k * m].reshape(k, m)
+            np.matmul(cs, xs.T, out=scores)
+            first_argmin(half_norms, scores, labels[:m])
         yield rows, labels[:m]
 
 

@@ -179,6 +179,23 @@ def test_matrix_product_estep_equals_brute_force(n, d, k, dtype, seed, weighted)
     assert stats.inertia == pytest.approx(float(w @ dist2), rel=1e-12, abs=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 70), st.integers(0, 2**31), st.sampled_from([1e-30, 1e-3, 1.0, 1e6, 1e30]))
+def test_first_minimum_over_rows_of_scores_is_numpys(n, k, seed, scale):
+    """The row-wise search by packed integer keys picks what NumPy's argmin of the float32 differences picks: the
+    first of equal minima, negative and positive values, tiny and huge ones alike."""
+    from emdask._kernels import first_argmin_rows
+
+    rng = np.random.default_rng(seed)
+    grid = rng.integers(-3, 4, (n, k)) * scale  # many exact ties, zeros, both signs
+    smooth = rng.normal(size=(n, k)) * scale
+    scores = np.where(rng.random((n, k)) < 0.5, grid, smooth).astype(np.float32)
+    half = (rng.integers(0, 3, k) * scale).astype(np.float32)
+    labels = np.empty(n, np.int32)
+    first_argmin_rows(half, scores.copy(), labels)
+    np.testing.assert_array_equal(labels, np.argmin(half[None, :] - scores, axis=1))
+
+
 def test_vectorised_exp_is_numpys_within_two_ulp_and_zero_where_subnormal():
     from emdask._kernels import _EXP_FLOOR, _exp_nonpositive
 
