@@ -66,9 +66,9 @@ def nearest_labels(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
         xs = centred(x[rows], origin, xs_buffer)
         m = len(xs)
         if xs.dtype == np.float32:  # float32 products are fastest written a row's K scores together (bench/RESULTS.md)
-            scores = scores_buffer.view(np.float32)[: k * m].reshape(m, k)
-            np.matmul(xs, cs32.T, out=scores)
-            first_argmin_rows(half32, scores, labels[:m])
+            rows_scores = scores_buffer.view(np.float32)[: k * m].reshape(m, k)
+            np.matmul(xs, cs32.T, out=rows_scores)
+            first_argmin_rows(half32, rows_scores, labels[:m])
         else:
             scores = scores_buffer[: k * m].reshape(k, m)
             np.matmul(cs, xs.T, out=scores)
