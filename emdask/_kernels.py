@@ -465,14 +465,16 @@ def first_argmin_rows(half_norms: np.ndarray, scores: np.ndarray, labels: np.nda
     """``labels[i]`` = the first ``c`` minimising ``half_norms[c] - scores[i, c]`` (float32 (n, K) scores, each row's
     K scores together, as a matrix product writes them fastest); ``scores`` is overwritten.
 
-    The same choice as :func:`first_argmin` for finite scores: each difference, rounded to float32,
-    becomes an integer that sorts as it does, shifted above the column number, so the least such
-    key is the first minimum and each row's search is one integer minimum the compiler vectorises.
+    The same choice as :func:`first_argmin`: each difference, rounded to float32, becomes an
+    integer that sorts as it does, shifted above the column number, so the least such key is the
+    first minimum and each row's search is one integer minimum the compiler vectorises.  A NaN
+    difference (inf - inf: a centre too far for float32) counts as +inf, never the minimum.
     """
     n, k = scores.shape
     for i in range(n):
         for c in range(k):
-            scores[i, c] = half_norms[c] - scores[i, c]
+            v = half_norms[c] - scores[i, c]
+            scores[i, c] = v if v == v else np.inf
     bits = scores.view(np.int32)
     for i in range(n):
         least = np.int64(0x7FFFFFFFFFFFFFFF)

@@ -57,7 +57,8 @@ def nearest_labels(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
     origin = centres.mean(axis=0)
     cs = centres - origin
     half_norms = 0.5 * np.einsum("ij,ij->i", cs, cs)
-    cs32, half32 = cs.astype(np.float32), half_norms.astype(np.float32)
+    with np.errstate(over="ignore"):  # centres too far for float32 are at infinity to the rows float32 holds
+        cs32, half32 = cs.astype(np.float32), half_norms.astype(np.float32)
     step = next(row_blocks(len(x), k), slice(0, 0)).stop
     xs_buffer = np.empty((step, x.shape[1]), np.float32)
     scores_buffer = np.empty(k * step, np.float64)
