@@ -50,6 +50,7 @@ SPLIT_EVERY = 8
 #: their own made each pass on a cluster wait for them to reach every worker, and loaded its workers unevenly).
 EMBED_BYTES = 1 << 16
 
+
 def _run_chunk(fn: Callable[..., Stats], x: np.ndarray, w: np.ndarray | None, offset: int, args: tuple) -> Stats:
     with one_blas_thread():
         return fn(x, w, offset, *args)
