@@ -20,6 +20,7 @@ import contextvars
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -30,7 +31,10 @@ import dask
 import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 from dask.sizeof import sizeof
+from dask.task_spec import DataNode, List, Task, TaskRef
+from dask.utils import funcname
 
 from emdask._random import row_uniforms
 from emdask._stats import Moments, Stats, TopK
@@ -63,11 +67,33 @@ def _sum(parts: Sequence[Stats]) -> Stats:
     return total
 
 
-def tree_sum(parts: list[Any], split_every: int = SPLIT_EVERY) -> Any:
-    """Sum delayed statistics in a tree of ``split_every``-ary tasks (depth log n, not a chain)."""
-    while len(parts) > 1:
-        parts = [dask.delayed(_sum)(parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
-    return parts[0]
+def _add_tree(layer: dict, keys: list, name: str, split_every: int) -> Any:
+    """Add to ``layer`` a tree of ``split_every``-ary sums over ``keys`` (depth log n, not a chain); its root's key."""
+    depth = 0
+    while len(keys) > 1:
+        depth += 1
+        level = []
+        for j in range(0, len(keys), split_every):
+            key = (name, depth, j // split_every)
+            layer[key] = Task(key, _sum, List(*[TaskRef(k) for k in keys[j : j + split_every]]))
+            level.append(key)
+        keys = level
+    return keys[0]
+
+
+def tree_sum(parts: list[Delayed], split_every: int = SPLIT_EVERY) -> Delayed:
+    """Sum delayed statistics in a tree of ``split_every``-ary tasks, one graph layer for the whole tree.
+
+    Each ``dask.delayed`` call merges the graphs of its inputs: a tree of them over thousands of
+    parts cost seconds to build (bench/RESULTS.md); one layer over the parts' keys costs microseconds.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    name = f"sum-{uuid.uuid4().hex}"
+    layer: dict = {}
+    root = _add_tree(layer, [p.key for p in parts], name, split_every)
+    sources: list[Any] = parts  # Delayed objects (not a DaskCollection to the type checker)
+    return Delayed(root, HighLevelGraph.from_collections(name, layer, dependencies=sources), layer=name)
 
 
 class ChunkedData:
@@ -95,8 +121,9 @@ class ChunkedData:
             name, *self.shape, X.dtype, X.numblocks[0], nbytes / 2**20,
             "cached in memory" if self.cached else "re-read from its source on each pass",
         )
+        # the chunks as Delayed objects sharing one graph, optimised once: each pass refers to their keys
         self._x = list(X.to_delayed().ravel())
-        self._w = list(weights.to_delayed().ravel()) if weights is not None else [None] * len(self._x)
+        self._w = list(weights.to_delayed().ravel()) if weights is not None else []
         self.offsets = [int(o) for o in np.cumsum((0,) + X.chunks[0][:-1])]
         self.X = X
         self.weights = weights
@@ -111,17 +138,25 @@ class ChunkedData:
         return total
 
     def pass_graph(self, fn: Callable[..., S], *args: Any) -> Delayed:
-        """The tasks of one pass, their sum not yet computed.
+        """The tasks of one pass, their sum not yet computed: one graph layer over the chunks' keys, built in
+        microseconds (a ``dask.delayed`` call per chunk took 0.3 ms each, minutes a pass at 10^5 chunks).
 
         Arguments up to :data:`EMBED_BYTES` travel inside each chunk task; larger ones are one
         task of their own, whose result the chunk tasks share (on a cluster, the worker that ran
         it sends it on to every other one before their chunks can start).
         """
-        shared = args if sizeof(args) <= EMBED_BYTES else dask.delayed(args, traverse=False)
-        parts = [
-            dask.delayed(_run_chunk)(fn, x, w, off, shared) for x, w, off in zip(self._x, self._w, self.offsets)
-        ]
-        return tree_sum(parts)
+        name = f"{funcname(fn)}-{uuid.uuid4().hex}"
+        layer: dict = {}
+        shared: Any = args
+        if sizeof(args) > EMBED_BYTES:
+            layer[(name, "arguments")] = DataNode((name, "arguments"), args)
+            shared = TaskRef((name, "arguments"))
+        weights: list[TaskRef | None] = [TaskRef(w.key) for w in self._w] or [None] * self.n_chunks
+        for i, (x, w, off) in enumerate(zip(self._x, weights, self.offsets)):
+            layer[(name, 0, i)] = Task((name, 0, i), _run_chunk, fn, TaskRef(x.key), w, off, shared)
+        root = _add_tree(layer, [(name, 0, i) for i in range(self.n_chunks)], name, SPLIT_EVERY)
+        sources: list[Any] = self._x[:1] + self._w[:1]  # every chunk's key is in their one graph
+        return Delayed(root, HighLevelGraph.from_collections(name, layer, dependencies=sources), layer=name)
 
 
 class InMemoryData:

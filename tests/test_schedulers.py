@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -126,6 +127,7 @@ def test_a_pass_carries_small_parameters_in_each_chunk_task(scheduler, k, shared
     """Parameters up to EMBED_BYTES travel inside the chunk tasks: no task of their own that every chunk would
     wait for (on a cluster, one worker runs it and sends it on to the others); larger ones are that one task.
     Either way the pass sums the same statistics as one E-step over the whole array."""
+    import dask.core
     from dask.core import get_dependencies
 
     from emdask.engine import EMBED_BYTES, ChunkedData
@@ -139,10 +141,32 @@ def test_a_pass_carries_small_parameters_in_each_chunk_task(scheduler, k, shared
     data = ChunkedData(X, cache=False)
     model = KMeansModel(k)
     graph = dict(data.pass_graph(model.e_step, centres).__dask_graph__())
-    chunk_tasks = [key for key in graph if str(key).startswith("_run_chunk")]
-    shared = set.intersection(*[get_dependencies(graph, key) for key in chunk_tasks]) - set(X.__dask_graph__())
-    assert len(chunk_tasks) == 4 and len(shared) == shared_task, shared
+    source = {key for key in graph if key in set(dask.core.flatten(X.__dask_keys__()))}
+    chunk_tasks = [key for key in graph if get_dependencies(graph, key) & source]
+    shared = set.intersection(*[get_dependencies(graph, key) for key in chunk_tasks]) - source
+    assert len(source) == len(chunk_tasks) == 4 and len(shared) == shared_task, shared
     total, whole = data.map_reduce(model.e_step, centres), model.e_step(x, None, 0, centres)
     np.testing.assert_allclose(total.counts, whole.counts)
     np.testing.assert_allclose(total.sums, whole.sums, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(total.inertia, whole.inertia, rtol=1e-12)
+
+
+def test_a_pass_over_a_thousand_chunks_sums_them_all():
+    """A pass's tree of sums over 1 001 chunks (four levels, a ragged last group) and weights in chunks of their
+    own: the statistics of one weighted E-step over the whole array."""
+    from emdask.engine import ChunkedData
+    from emdask.kmeans import KMeansModel
+
+    rng = np.random.default_rng(1)
+    x, w = rng.normal(size=(10_010, 3)), rng.uniform(0, 2, 10_010)
+    centres = rng.normal(size=(5, 3))
+    data = ChunkedData(da.from_array(x, chunks=(10, 3)), da.from_array(w, chunks=10), cache=False)
+    assert data.n_chunks == 1_001
+    model = KMeansModel(5)
+    with dask.config.set(scheduler="sync"):
+        total = data.map_reduce(model.e_step, centres)
+    whole = model.e_step(x, w, 0, centres)
+    np.testing.assert_allclose(total.counts, whole.counts, rtol=1e-12)
+    np.testing.assert_allclose(total.sums, whole.sums, rtol=1e-12, atol=1e-9)
+    assert total.inertia == pytest.approx(whole.inertia, rel=1e-12)
+    np.testing.assert_array_equal(np.sort(total.far.index), np.sort(whole.far.index))
