@@ -7,7 +7,7 @@ only ``--quick`` and ``--rounds`` reach them (``python -m bench.<case> --help`` 
 import argparse
 import time
 
-from bench import gmm, kmeans_features, kmeans_pixels, limits, out_of_core, zarr_grid
+from bench import gmm, kmeans_features, kmeans_pixels, limits, out_of_core, pass_overhead, zarr_grid
 from bench.rounds import case_arguments
 
 CASES = (
@@ -16,6 +16,7 @@ CASES = (
     (gmm.add_arguments, gmm.run_case),
     (zarr_grid.add_arguments, zarr_grid.run),
     (out_of_core.add_arguments, out_of_core.run),
+    (pass_overhead.add_arguments, pass_overhead.run),
 )
 
 if __name__ == "__main__":
