@@ -82,11 +82,8 @@ def _add_tree(layer: dict, keys: list, name: str, split_every: int) -> Any:
 
 
 def tree_sum(parts: list[Delayed], split_every: int = SPLIT_EVERY) -> Delayed:
-    """Sum delayed statistics in a tree of ``split_every``-ary tasks, one graph layer for the whole tree.
-
-    Each ``dask.delayed`` call merges the graphs of its inputs: a tree of them over thousands of
-    parts cost seconds to build (bench/RESULTS.md); one layer over the parts' keys costs microseconds.
-    """
+    """Sum delayed statistics in a tree of ``split_every``-ary tasks, one graph layer for the whole tree: a
+    ``dask.delayed`` call per sum would merge its inputs' graphs each time (bench/pass_overhead.py)."""
     if len(parts) == 1:
         return parts[0]
     name = f"sum-{uuid.uuid4().hex}"
@@ -138,8 +135,8 @@ class ChunkedData:
         return total
 
     def pass_graph(self, fn: Callable[..., S], *args: Any) -> Delayed:
-        """The tasks of one pass, their sum not yet computed: one graph layer over the chunks' keys, built in
-        microseconds (a ``dask.delayed`` call per chunk took 0.3 ms each, minutes a pass at 10^5 chunks).
+        """The tasks of one pass, their sum not yet computed: one graph layer over the chunks' keys, not a
+        ``dask.delayed`` call per chunk, which merges graphs each time (bench/pass_overhead.py).
 
         Arguments up to :data:`EMBED_BYTES` travel inside each chunk task; larger ones are one
         task of their own, whose result the chunk tasks share (on a cluster, the worker that ran
