@@ -57,7 +57,7 @@ def quiet_entry_point(verbosity: int = 0) -> None:
 
 
 def prepare_blas() -> None:
-    """Find the loaded BLAS libraries once, before any pass: it takes about a millisecond, too long for each task."""
+    """Find the loaded BLAS libraries once, before any pass: too slow to do in every task (bench/RESULTS.md)."""
     global _blas_controller
     with _blas_lock:
         if _blas_controller is None:
