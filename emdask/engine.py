@@ -40,7 +40,7 @@ from emdask._random import row_uniforms
 from emdask._stats import Moments, Stats, TopK
 from emdask._validation import check_finite_chunk
 from emdask.errors import InputError
-from emdask.runtime import memory_budget, one_blas_thread, prepare_blas
+from emdask.runtime import memory_budget, one_blas_thread
 
 logger = logging.getLogger("emdask")
 
@@ -67,8 +67,9 @@ def _sum(parts: Sequence[Stats]) -> Stats:
     return total
 
 
-def _add_tree(layer: dict, keys: list, name: str, split_every: int) -> Any:
-    """Add to ``layer`` a tree of ``split_every``-ary sums over ``keys`` (depth log n, not a chain); its root's key."""
+def _summed(name: str, layer: dict, keys: list, sources: list[Any], split_every: int = SPLIT_EVERY) -> Delayed:
+    """``layer`` with a tree of ``split_every``-ary sums over ``keys`` added (depth log n, not a chain), as one
+    graph layer over the ``sources`` (Delayed objects) holding what it refers to; the tree's root."""
     depth = 0
     while len(keys) > 1:
         depth += 1
@@ -78,7 +79,7 @@ def _add_tree(layer: dict, keys: list, name: str, split_every: int) -> Any:
             layer[key] = Task(key, _sum, List(*[TaskRef(k) for k in keys[j : j + split_every]]))
             level.append(key)
         keys = level
-    return keys[0]
+    return Delayed(keys[0], HighLevelGraph.from_collections(name, layer, dependencies=sources), layer=name)
 
 
 def tree_sum(parts: list[Delayed], split_every: int = SPLIT_EVERY) -> Delayed:
@@ -86,11 +87,7 @@ def tree_sum(parts: list[Delayed], split_every: int = SPLIT_EVERY) -> Delayed:
     ``dask.delayed`` call per sum would merge its inputs' graphs each time (bench/pass_overhead.py)."""
     if len(parts) == 1:
         return parts[0]
-    name = f"sum-{uuid.uuid4().hex}"
-    layer: dict = {}
-    root = _add_tree(layer, [p.key for p in parts], name, split_every)
-    sources: list[Any] = parts  # Delayed objects (not a DaskCollection to the type checker)
-    return Delayed(root, HighLevelGraph.from_collections(name, layer, dependencies=sources), layer=name)
+    return _summed(f"sum-{uuid.uuid4().hex}", {}, [p.key for p in parts], list(parts), split_every)
 
 
 class ChunkedData:
@@ -105,7 +102,6 @@ class ChunkedData:
     log_level = logging.INFO
 
     def __init__(self, X: da.Array, weights: da.Array | None = None, *, cache: Cache = "auto", name: str = "X"):
-        prepare_blas()
         self.name = name
         self.shape: tuple[int, int] = (int(X.shape[0]), int(X.shape[1]))
         self.dtype = X.dtype
@@ -151,9 +147,8 @@ class ChunkedData:
         weights: list[TaskRef | None] = [TaskRef(w.key) for w in self._w] or [None] * self.n_chunks
         for i, (x, w, off) in enumerate(zip(self._x, weights, self.offsets)):
             layer[(name, 0, i)] = Task((name, 0, i), _run_chunk, fn, TaskRef(x.key), w, off, shared)
-        root = _add_tree(layer, [(name, 0, i) for i in range(self.n_chunks)], name, SPLIT_EVERY)
-        sources: list[Any] = self._x[:1] + self._w[:1]  # every chunk's key is in their one graph
-        return Delayed(root, HighLevelGraph.from_collections(name, layer, dependencies=sources), layer=name)
+        # every chunk's key is in the one graph of the first chunk (and of the first weights)
+        return _summed(name, layer, [(name, 0, i) for i in range(self.n_chunks)], self._x[:1] + self._w[:1])
 
 
 class InMemoryData:
@@ -169,7 +164,6 @@ class InMemoryData:
     def __init__(
         self, X: np.ndarray, weights: np.ndarray | None = None, name: str = "in-memory data", threads: int = 1
     ):
-        prepare_blas()
         self.X, self.weights, self.shape, self.name = X, weights, X.shape, name
         self.bounds = np.linspace(0, len(X), max(1, min(threads, len(X))) + 1).astype(int)
 

@@ -29,7 +29,7 @@ CACHE_FRACTION = 0.5
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter: Any = None
-#: Found once (:func:`prepare_blas`): finding the loaded BLAS libraries is slow, limiting them once found is not.
+#: Found once a process, at its first task: finding the loaded BLAS libraries is slow, limiting them once found is not.
 _blas_controller: ThreadpoolController | None = None
 
 
@@ -56,14 +56,6 @@ def quiet_entry_point(verbosity: int = 0) -> None:
     logging.getLogger("emdask").setLevel(logging.DEBUG if verbosity >= 1 else logging.INFO)
 
 
-def prepare_blas() -> None:
-    """Find the loaded BLAS libraries once, before any pass: too slow to do in every task (bench/RESULTS.md)."""
-    global _blas_controller
-    with _blas_lock:
-        if _blas_controller is None:
-            _blas_controller = ThreadpoolController()
-
-
 def _claim_blas() -> None:
     """Let this thread set OpenBLAS's process-wide thread count.
 
@@ -84,7 +76,7 @@ def one_blas_thread() -> Iterator[None]:
     global _blas_users, _blas_limiter, _blas_controller
     with _blas_lock:
         if _blas_users == 0:
-            _blas_controller = _blas_controller or ThreadpoolController()  # a worker process: found at its first task
+            _blas_controller = _blas_controller or ThreadpoolController()
             _claim_blas()
             _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
         _blas_users += 1
