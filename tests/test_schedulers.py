@@ -141,7 +141,7 @@ def test_a_pass_carries_small_parameters_in_each_chunk_task(scheduler, k, shared
     data = ChunkedData(X, cache=False)
     model = KMeansModel(k)
     graph = dict(data.pass_graph(model.e_step, centres).__dask_graph__())
-    source = {key for key in graph if key in set(dask.core.flatten(X.__dask_keys__()))}
+    source = set(dask.core.flatten(X.__dask_keys__())) & set(graph)
     chunk_tasks = [key for key in graph if get_dependencies(graph, key) & source]
     shared = set.intersection(*[get_dependencies(graph, key) for key in chunk_tasks]) - source
     assert len(source) == len(chunk_tasks) == 4 and len(shared) == shared_task, shared
