@@ -6,8 +6,9 @@ compiled passes do the rest: :func:`centred_into` centres the block and checks i
 :func:`join_labelled` adds each row to its cluster with its exact distance.
 
 For few features (D <= 16: pixels, small tables) a fused loop beats the matrix-product path: rows
-go in small blocks, SIMD lanes holding rows, and for each centre the exact float64 squared
-distances and the running first minimum are updated for the whole block; then each row joins
+go in small blocks, SIMD lanes holding rows, and for each centre that can be nearest to one of
+the block's rows (rows close together, as pixels in image order, rule most centres out) the exact
+float64 squared distances and the running first minimum are updated for the whole block; then each row joins
 its cluster's count, sum and inertia, and the farthest rows are kept as they pass, with no
 (rows x K) block and no per-row output in memory.  Runs without the GIL,
 so Dask's threads run it in parallel; numba's own threading is not used (one level of parallelism).
@@ -34,11 +35,19 @@ MAX_FEATURES = 16
 FarList = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 #: Rows per block of the fused K-means pass: the block's features, best distances and labels stay in L1.
 ROW_BLOCK = 64
+#: The same for RGB rows, whose blocks are small: fewer blocks' fixed costs (bench/RESULTS.md).
+RGB_ROW_BLOCK = 128
 #: Interleaved partial sums of the fused pass: consecutive rows of one cluster (common in sorted colours) would
 #: otherwise wait on each other's additions to the same count.
 _LANES = 4
 #: Unit roundoff of float32, for the bound on the error of a distance computed in float32 lanes.
 _U32 = 2.0**-24
+#: After this many blocks in a row where every centre could be nearest (rows in no spatial order), the fused pass
+#: stops looking for a block's candidate centres for :data:`_PAUSE_BLOCKS` blocks.
+_USELESS_BLOCKS = 8
+_PAUSE_BLOCKS = 256
+#: Up to this many centres (padded to fours), finding a block's candidates costs what it saves (bench/RESULTS.md).
+_FEW_CENTRES = 8
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -87,9 +96,11 @@ def lloyd_chunk(
     """Assign every row of ``x`` (n, D) to its nearest centre (``centres_t`` is (D, K)); returns the inertia.
 
     Adds into ``counts`` (K,) and ``sums`` (K, D); ``w`` (n,) weights, or empty for unit weights.
-    ``lanes`` is an empty array of the arithmetic's type.  Rows go in blocks of :data:`ROW_BLOCK`,
-    features first, so the squared distances to four centres at a time and the running first
-    minimum vectorise across rows (SIMD lanes hold rows).
+    ``lanes`` is an empty array of the arithmetic's type.  Rows go in blocks of :data:`ROW_BLOCK`
+    (:data:`RGB_ROW_BLOCK`), features first, so the squared distances to four centres at a time
+    and the running first minimum vectorise across rows (SIMD lanes hold rows).  Only the
+    centres that can be nearest to one of a block's rows are visited (:func:`_block_candidates`);
+    where that rules out none for a run of blocks (rows in no order), it pauses.
 
     float64 lanes compute the exact distances.  float32 lanes (for data that float32 holds
     exactly: twice the rows per instruction) compute them about the centres' mean and keep the
@@ -114,28 +125,38 @@ def lloyd_chunk(
     exact_centres[:, :d] = centres_t.T
     centres = np.zeros((dp, kp), lanes.dtype)
     centres[:d, k:] = np.inf
+    about = np.full((d, kp), np.inf)  # float64 centres about the origin, for the blocks' candidates
     radius2 = 0.0
     for c in range(k):
         r = 0.0
         for j in range(d):
             v = centres_t[j, c] - origin[j]
             centres[j, c] = v
+            about[j, c] = v
             r += v * v
         radius2 = max(radius2, r)
     # |d32 - d| <= (dp + 7) u d + 2 u R^2 for every centre (R: the centres' largest distance to the origin), so
     # the float32 first minimum is the exact one when the runner-up is farther than twice that, with a margin of 2
     relative, absolute = 2 * _U32 * (dp + 7), 8 * _U32 * radius2
-    x64 = np.zeros((ROW_BLOCK, dp))
-    xs = np.zeros((dp, ROW_BLOCK), lanes.dtype)
-    acc = np.empty(ROW_BLOCK, lanes.dtype)
-    best = np.empty(ROW_BLOCK, lanes.dtype)
-    second = np.empty(ROW_BLOCK, lanes.dtype)
-    label = np.empty(ROW_BLOCK, lanes.dtype)  # the lanes' own type: compares and selects keep one lane width
-    exact = np.zeros(ROW_BLOCK)
-    inertia = np.zeros(ROW_BLOCK)
+    rows = RGB_ROW_BLOCK if dp == 3 else ROW_BLOCK  # many-feature loops run over ROW_BLOCK rows, a constant
+    x64 = np.zeros((rows, dp))
+    xs = np.zeros((dp, rows), lanes.dtype)
+    acc = np.empty(rows, lanes.dtype)
+    best = np.empty(rows, lanes.dtype)
+    second = np.empty(rows, lanes.dtype)
+    label = np.empty(rows, lanes.dtype)  # the lanes' own type: compares and selects keep one lane width
+    exact = np.zeros(rows)
+    inertia = np.zeros(rows)
     part = np.zeros((_LANES, k, d + 1))  # per interleaved lane and cluster: the weight, then the weighted sum
-    for start in range(0, n, ROW_BLOCK):
-        m = min(ROW_BLOCK, n - start)
+    every = np.arange(kp).astype(lanes.dtype)  # each centre's label, in the lanes' type
+    candidates = np.zeros((dp, kp), lanes.dtype)  # a block's candidate centres, four at a time, padded at infinity
+    named = np.zeros(kp, lanes.dtype)  # their labels
+    spread, dist2, picked = np.empty(rows), np.empty(kp), np.empty(kp, np.int64)
+    spread_bits, dist2_bits = spread.view(np.int64), dist2.view(np.int64)
+    whole = False  # whether candidates holds every centre
+    rest = 0  # blocks left before the candidates are looked for again, after blocks where every centre was one
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
         if d == 3:  # the same loads with the feature loop unrolled
             _load_block(x, start, m, 3, origin, x64, xs, narrow)
         else:
@@ -143,13 +164,33 @@ def lloyd_chunk(
         best[:] = np.inf
         second[:] = np.inf
         label[:] = 0
-        for c in range(0, kp, 4):
+        groups, held = kp, k
+        if kp > _FEW_CENTRES and rest > 0:
+            rest -= 1
+        elif kp > _FEW_CENTRES:
+            held = _block_candidates(xs, m, d, about, k, spread, spread_bits, dist2, dist2_bits, picked, narrow)
+            if held + (-held) % 4 < kp:  # a group of four centres or more left out
+                groups = held + (-held) % 4
+                rest = 0
+                _take_candidates(centres, picked, held, groups, d, candidates, named)
+                whole = False
+            else:  # rest counts such blocks down from 0; after a run of them, pause
+                rest = _PAUSE_BLOCKS if rest == 1 - _USELESS_BLOCKS else rest - 1
+        if groups == kp and not whole:
+            candidates[:] = centres
+            named[:] = every
+            whole = True
+        if groups == 4 and held == 1:  # the block's rows all go to one centre
+            _only_candidate(xs, candidates, named, dp, best, label)
+            groups = 0
+        for c in range(0, groups, 4):
             if dp == 3:
-                _nearest_of_four_rgb(xs, centres, c, best, second, label, narrow)
+                _nearest_of_four_rgb(xs, candidates, named, c, best, second, label, narrow)
                 continue
             for cc in range(c, c + 4):
                 for j in range(0, dp, 4):
-                    a0, a1, a2, a3 = centres[j, cc], centres[j + 1, cc], centres[j + 2, cc], centres[j + 3, cc]
+                    a0, a1 = candidates[j, cc], candidates[j + 1, cc]
+                    a2, a3 = candidates[j + 2, cc], candidates[j + 3, cc]
                     r0, r1, r2, r3 = xs[j], xs[j + 1], xs[j + 2], xs[j + 3]
                     if j == 0:
                         for i in range(ROW_BLOCK):
@@ -159,7 +200,7 @@ def lloyd_chunk(
                         for i in range(ROW_BLOCK):
                             t0, t1, t2, t3 = r0[i] - a0, r1[i] - a1, r2[i] - a2, r3[i] - a3
                             acc[i] += t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
-                fc = lanes.dtype.type(cc)
+                fc = named[cc]
                 if narrow:  # the first minimum (a later centre must be strictly nearer) and the runner-up
                     for i in range(ROW_BLOCK):
                         a, b = acc[i], best[i]
@@ -194,6 +235,93 @@ def lloyd_chunk(
         counts += part[lane, :, 0]
         sums += part[lane, :, 1:]
     return inertia.sum()
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _block_candidates(
+    xs: np.ndarray, m: int, d: int, about: np.ndarray, k: int, spread: np.ndarray, spread_bits: np.ndarray,
+    dist2: np.ndarray, dist2_bits: np.ndarray, picked: np.ndarray, narrow: bool,
+) -> int:
+    """The centres that can be nearest to a row of the block (``xs`` (d, B), its first ``m`` rows): their numbers go
+    to the front of ``picked``; returns how many.
+
+    The block's rows lie within ``r`` of its first row ``p``.  A centre farther from ``p`` than
+    the nearest centre's distance plus ``2r`` is, by the triangle inequality, farther than that
+    centre from every row of the block: neither a first minimum nor a runner-up that matters.
+    Rows of pixels in image order mostly lie close together.  ``about`` (d, K) holds the centres
+    in float64; the bar has a margin for float64's rounding and, in float32 lanes, for the rows'.
+    ``spread`` (B,) and ``dist2`` (K,) are scratch with integer views: the largest and least of
+    non-negative floats are those of their bits, and integer extrema vectorise where float ones do not.
+    """
+    for i in range(spread.shape[0]):
+        spread[i] = 0.0
+    for c in range(dist2.shape[0]):
+        dist2[c] = 0.0
+    first2 = 0.0
+    for j in range(d):
+        pj = np.float64(xs[j, 0])
+        first2 += pj * pj
+        for i in range(spread.shape[0]):
+            t = np.float64(xs[j, i]) - pj
+            spread[i] += t * t
+        for c in range(dist2.shape[0]):
+            t = pj - about[j, c]
+            dist2[c] += t * t
+    widest = spread_bits[0]
+    for i in range(1, m):
+        widest = max(widest, spread_bits[i])
+    least = dist2_bits[0]
+    for c in range(1, k):
+        least = min(least, dist2_bits[c])
+    spread_bits[0], spread_bits[1] = widest, least  # back to floats: the radius and the nearest centre, squared
+    radius = math.sqrt(spread[0])
+    slack = 8 * _U32 * (math.sqrt(first2) + radius) if narrow else 0.0
+    bar = (math.sqrt(spread[1]) + 2 * radius) * (1 + 2.0**-30) + slack + 1e-150  # 1e-150: squares that underflowed
+    bar2 = bar * bar
+    held = 0
+    for c in range(k):
+        picked[held] = c
+        held += not dist2[c] > bar2  # a NaN keeps every centre
+    return held
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _only_candidate(
+    xs: np.ndarray, centres: np.ndarray, ids: np.ndarray, dp: int, best: np.ndarray, label: np.ndarray
+) -> None:
+    """Every row of the block (``xs`` (dp, B)) goes to the one candidate, the first of ``centres`` (dp, K) (label
+    ``ids[0]``); ``best`` gets each row's squared distance summed as the four-centre loops sum it."""
+    if dp == 3:
+        a0, a1, a2 = centres[0, 0], centres[1, 0], centres[2, 0]
+        for i in range(best.shape[0]):
+            t0, t1, t2 = xs[0, i] - a0, xs[1, i] - a1, xs[2, i] - a2
+            best[i] = t0 * t0 + t1 * t1 + t2 * t2
+    else:
+        for j in range(0, dp, 4):
+            a0, a1, a2, a3 = centres[j, 0], centres[j + 1, 0], centres[j + 2, 0], centres[j + 3, 0]
+            for i in range(best.shape[0]):
+                t0, t1, t2, t3 = xs[j, i] - a0, xs[j + 1, i] - a1, xs[j + 2, i] - a2, xs[j + 3, i] - a3
+                g = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
+                best[i] = g if j == 0 else best[i] + g
+    label[:] = ids[0]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _take_candidates(
+    centres: np.ndarray, picked: np.ndarray, held: int, groups: int, d: int, candidates: np.ndarray, named: np.ndarray,
+) -> None:
+    """The ``held`` centres numbered at the front of ``picked`` into ``candidates`` (dp, K) and their labels into
+    ``named``, padded to ``groups`` with centres at infinity."""
+    for q in range(groups):
+        if q < held:
+            c = picked[q]
+            named[q] = c
+            for j in range(d):
+                candidates[j, q] = centres[j, c]
+        else:
+            named[q] = 0
+            for j in range(d):
+                candidates[j, q] = np.inf
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -246,9 +374,10 @@ def _join(
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _unsure(best: float, second: float, relative: float, absolute: float) -> bool:
-    """Whether float32 distances ``best`` <= ``second`` are too close to tell apart (NaN, both infinite, is too)."""
+    """Whether float32 distances ``best`` <= ``second`` are too close to tell apart (NaN, both infinite, is too; a
+    runner-up at infinity, a block's only candidate centre, is not)."""
     b, s = np.float64(best), np.float64(second)
-    return not (s - b > relative * (s + b) + absolute)
+    return not (s * (1 - relative) - absolute > b * (1 + relative))  # s - b > relative (s + b) + absolute, inf-safe
 
 
 @numba.njit(nogil=True, cache=True)
@@ -326,16 +455,16 @@ def _four_dist2(y0: float, y1: float, y2: float, centres: np.ndarray, c: int) ->
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _nearest_of_four_rgb(
-    xs: np.ndarray, centres: np.ndarray, c: int, best: np.ndarray, second: np.ndarray, label: np.ndarray,
-    runner_up: bool,
+    xs: np.ndarray, centres: np.ndarray, ids: np.ndarray, c: int, best: np.ndarray, second: np.ndarray,
+    label: np.ndarray, runner_up: bool,
 ) -> None:
-    """Centres ``c .. c+3`` against a block of RGB rows (``xs`` (3, B)): the running minimum and label, and
-    the runner-up if ``runner_up`` (float32 lanes; float64 lanes' minimum is exact and needs none).
+    """Centres ``c .. c+3`` of ``centres`` (labels ``ids``) against a block of RGB rows (``xs`` (3, B)): the running
+    minimum and label, and the runner-up if ``runner_up`` (float32 lanes; float64 lanes' minimum is exact).
 
     Four centres per visit of the block: its rows, minima and labels are loaded and stored once for four.
     The first minimum: a later centre must be strictly nearer.
     """
-    f0, f1, f2, f3 = label.dtype.type(c), label.dtype.type(c + 1), label.dtype.type(c + 2), label.dtype.type(c + 3)
+    f0, f1, f2, f3 = ids[c], ids[c + 1], ids[c + 2], ids[c + 3]
     r, q, p = xs[0], xs[1], xs[2]
     if runner_up:
         for i in range(best.shape[0]):

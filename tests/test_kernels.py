@@ -22,15 +22,17 @@ def brute(x: np.ndarray, w: np.ndarray, centres: np.ndarray):
     return labels, counts, sums, float(w @ dist2)
 
 
-def assert_farthest(far: TopK, x: np.ndarray, w: np.ndarray, centres: np.ndarray, offset: int = 0) -> None:
+def assert_farthest(
+    far: TopK, x: np.ndarray, w: np.ndarray, centres: np.ndarray, offset: int = 0, rtol: float = 0.0
+) -> None:
     """``far`` holds the K rows farthest from their centres (positive weight, ties to the first), as TopK keeps
-    them from every row's exact distance."""
+    them from every row's exact distance (to ``rtol``: the kernel sums more than three features in fours)."""
     d = ((x.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(-1)
     labels = d.argmin(axis=1)
     keys = np.where(w > 0, d[np.arange(len(x)), labels], -np.inf)
     expected = TopK.of(len(centres), keys, offset, x, (labels, w))
     np.testing.assert_array_equal(far.index, expected.index)
-    np.testing.assert_array_equal(far.keys, expected.keys)
+    np.testing.assert_allclose(far.keys, expected.keys, rtol=rtol, atol=0)
     np.testing.assert_array_equal(far.rows, expected.rows)
     np.testing.assert_array_equal(far.extra, expected.extra)
 
@@ -81,6 +83,35 @@ def test_farthest_rows_of_a_large_chunk(dtype, k, path, monkeypatch):
     assert_farthest(KMeansModel(k).e_step(x[::-1], None, 0, centres).far, x[::-1], np.ones(n), centres)
     shuffled = x[rng.permutation(n)]  # few candidates once the list first fills: the threshold it keeps decides
     assert_farthest(KMeansModel(k).e_step(shuffled, None, 0, centres).far, shuffled, np.ones(n), centres)
+
+
+@pytest.mark.parametrize(("d", "k", "dtype"), [
+    (3, 12, np.float64), (3, 16, np.float32), (3, 20, np.uint8), (3, 70, np.float32), (3, 70, np.int16),
+    (5, 24, np.float64), (7, 40, np.float32),
+])
+def test_rows_close_together_get_the_labels_of_all_centres(d, k, dtype):
+    """Rows in order along a path through the centres, as pixels in image order lie: the fused pass weighs only the
+    centres that can be nearest to a block's rows, and must give what all centres give.  Blocks straddle the
+    boundaries between centres; integer rows and centres on a lattice of 1/2 tie exactly; float32 lanes (RGB with
+    K=70, D=7 with K=40) need their runner-up among the candidates.  The path starts with rows in random order,
+    after which the pass stops looking for candidates a while, then finds them again."""
+    rng = np.random.default_rng(k + d)
+    centres = rng.uniform(0, 200, (k, d))
+    if np.dtype(dtype).kind != "f":
+        centres = np.round(centres) + rng.choice([0.0, 0.5], (k, d))
+    steps = np.linspace(0, 1, 60_000 // (k - 1), endpoint=False)[:, None]
+    path = np.concatenate([a + steps * (b - a) for a, b in zip(centres[:-1], centres[1:])])
+    path += rng.normal(scale=0.7, size=path.shape)
+    x = np.concatenate([path[rng.permutation(len(path))[:3000]], path])
+    x = (np.round(np.clip(x, 0, 255)) if np.dtype(dtype).kind != "f" else x).astype(dtype)
+    w = rng.choice([0.0, 1.0, 2.5], len(x))
+    for weights in (None, w):
+        stats = KMeansModel(k).e_step(x, weights, 0, centres)
+        labels, counts, sums, inertia = brute(x, np.ones(len(x)) if weights is None else weights, centres)
+        np.testing.assert_array_equal(stats.counts, counts)
+        np.testing.assert_allclose(stats.sums, sums, rtol=1e-12)
+        assert stats.inertia == pytest.approx(inertia, rel=1e-12)
+        assert_farthest(stats.far, x, np.ones(len(x)) if weights is None else weights, centres, rtol=1e-15)
 
 
 @pytest.mark.parametrize("offset", [0.0, 1e4])
