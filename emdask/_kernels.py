@@ -164,7 +164,7 @@ def lloyd_chunk(
         best[:] = np.inf
         second[:] = np.inf
         label[:] = 0
-        groups, held = kp, k
+        groups = kp
         if kp > _FEW_CENTRES and rest > 0:
             rest -= 1
         elif kp > _FEW_CENTRES:
@@ -180,9 +180,6 @@ def lloyd_chunk(
             candidates[:] = centres
             named[:] = every
             whole = True
-        if groups == 4 and held == 1:  # the block's rows all go to one centre
-            _only_candidate(xs, candidates, named, dp, best, label)
-            groups = 0
         for c in range(0, groups, 4):
             if dp == 3:
                 _nearest_of_four_rgb(xs, candidates, named, c, best, second, label, narrow)
@@ -283,27 +280,6 @@ def _block_candidates(
         picked[held] = c
         held += not dist2[c] > bar2  # a NaN keeps every centre
     return held
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _only_candidate(
-    xs: np.ndarray, centres: np.ndarray, ids: np.ndarray, dp: int, best: np.ndarray, label: np.ndarray
-) -> None:
-    """Every row of the block (``xs`` (dp, B)) goes to the one candidate, the first of ``centres`` (dp, K) (label
-    ``ids[0]``); ``best`` gets each row's squared distance summed as the four-centre loops sum it."""
-    if dp == 3:
-        a0, a1, a2 = centres[0, 0], centres[1, 0], centres[2, 0]
-        for i in range(best.shape[0]):
-            t0, t1, t2 = xs[0, i] - a0, xs[1, i] - a1, xs[2, i] - a2
-            best[i] = t0 * t0 + t1 * t1 + t2 * t2
-    else:
-        for j in range(0, dp, 4):
-            a0, a1, a2, a3 = centres[j, 0], centres[j + 1, 0], centres[j + 2, 0], centres[j + 3, 0]
-            for i in range(best.shape[0]):
-                t0, t1, t2, t3 = xs[j, i] - a0, xs[j + 1, i] - a1, xs[j + 2, i] - a2, xs[j + 3, i] - a3
-                g = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
-                best[i] = g if j == 0 else best[i] + g
-    label[:] = ids[0]
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
