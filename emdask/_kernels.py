@@ -306,10 +306,11 @@ def _load_block(
 ) -> None:
     """Rows ``start .. start+m`` of ``x`` into the block: float64 rows ``x64`` (m, d) and the lanes' ``xs`` (d, m),
     features first, about ``origin`` in float32 lanes (float64 lanes hold the rows themselves and need no ``x64``)."""
+    rows = x[start:start + m]  # indexed from 0 by the loops' counters: no negative-index tests
     if narrow:
         for i in range(m):
             for j in range(d):
-                x64[i, j] = np.float64(x[start + i, j])
+                x64[i, j] = np.float64(rows[i, j])
         for j in range(d):
             o = origin[j]
             for i in range(m):
@@ -317,7 +318,7 @@ def _load_block(
     else:
         for i in range(m):
             for j in range(d):
-                xs[j, i] = np.float64(x[start + i, j])
+                xs[j, i] = np.float64(rows[i, j])
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -500,8 +501,9 @@ def column_moments(flat: np.ndarray, d: int) -> tuple[float, np.ndarray, np.ndar
         whole = (start + size // _MOMENT_GROUP * _MOMENT_GROUP) * d  # the block's values up to its last whole group
         acc[:] = 0.0
         for g in range(start * d, whole, width):
+            group = flat[g:g + width]  # indexed from 0 by the loop's counter: no negative-index test, so it vectorises
             for t in range(width):
-                acc[t] += np.float64(flat[g + t])
+                acc[t] += np.float64(group[t])
         block_mean[:] = 0.0
         for t in range(width):
             block_mean[t % d] += acc[t]
@@ -512,8 +514,9 @@ def column_moments(flat: np.ndarray, d: int) -> tuple[float, np.ndarray, np.ndar
             pattern[t] = block_mean[t % d]
         acc[:] = 0.0
         for g in range(start * d, whole, width):
+            group = flat[g:g + width]
             for t in range(width):
-                v = np.float64(flat[g + t]) - pattern[t]
+                v = np.float64(group[t]) - pattern[t]
                 acc[t] += v * v
         block_m2[:] = 0.0
         for t in range(width):
