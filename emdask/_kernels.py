@@ -145,6 +145,7 @@ def lloyd_chunk(
     best = np.empty(rows, lanes.dtype)
     second = np.empty(rows, lanes.dtype)
     label = np.empty(rows, lanes.dtype)  # the lanes' own type: compares and selects keep one lane width
+    codes = np.empty(rows, np.uint64)
     exact = np.zeros(rows)
     inertia = np.zeros(rows)
     part = np.zeros((_LANES, k, d + 1))  # per interleaved lane and cluster: the weight, then the weighted sum
@@ -218,9 +219,9 @@ def lloyd_chunk(
             for i in range(m):
                 exact[i] = best[i]
         if d == 3:  # the same with the feature loop unrolled
-            _join_block(part, label, x64, xs, w, start, m, 3, narrow)
+            _join_block(part, label, codes, x64, xs, w, start, m, 3, narrow)
         else:
-            _join_block(part, label, x64, xs, w, start, m, d, narrow)
+            _join_block(part, label, codes, x64, xs, w, start, m, d, narrow)
         _gather_far(exact, label, w, start, m, offset, far, k)
         if w.shape[0] == 0:
             for i in range(m):
@@ -323,17 +324,21 @@ def _load_block(
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _join_block(
-    part: np.ndarray, label: np.ndarray, x64: np.ndarray, xs: np.ndarray, w: np.ndarray, start: int, m: int, d: int,
-    narrow: bool,
+    part: np.ndarray, label: np.ndarray, codes: np.ndarray, x64: np.ndarray, xs: np.ndarray, w: np.ndarray,
+    start: int, m: int, d: int, narrow: bool,
 ) -> None:
     """The block's ``m`` rows join their clusters (:func:`_join`), in a loop for unit weights (``w`` empty) and
-    one for weights ``w[start:]``: a test of the weights inside the loop would be paid on every row."""
+    one for weights ``w[start:]``: a test of the weights inside the loop would be paid on every row.  ``codes``
+    (uint64, B) is scratch for the labels as integers."""
+    for i in range(m):  # converted in a loop that vectorises; unsigned, so indexing needs no negative-index test
+        codes[i] = np.uint64(label[i])
     if w.shape[0] == 0:
         for i in range(m):
-            _join(part, i % _LANES, int(label[i]), x64, xs, i, 1.0, d, narrow)
+            _join(part, i % _LANES, codes[i], x64, xs, i, 1.0, d, narrow)
     else:
+        weights = w[start:start + m]
         for i in range(m):
-            _join(part, i % _LANES, int(label[i]), x64, xs, i, w[start + i], d, narrow)
+            _join(part, i % _LANES, codes[i], x64, xs, i, weights[i], d, narrow)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
