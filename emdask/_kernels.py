@@ -243,7 +243,7 @@ def _block_candidates(
     """The centres that can be nearest to a row of the block (``xs`` (d, B), its first ``m`` rows): their numbers go
     to the front of ``picked``; returns how many.
 
-    The block's rows lie within ``r`` of its first row ``p``.  A centre farther from ``p`` than
+    The block's rows lie within ``r`` of its middle row ``p``.  A centre farther from ``p`` than
     the nearest centre's distance plus ``2r`` is, by the triangle inequality, farther than that
     centre from every row of the block: neither a first minimum nor a runner-up that matters.
     Rows of pixels in image order mostly lie close together.  ``about`` (d, K) holds the centres
@@ -255,10 +255,10 @@ def _block_candidates(
         spread[i] = 0.0
     for c in range(dist2.shape[0]):
         dist2[c] = 0.0
-    first2 = 0.0
+    pivot, pivot2 = m // 2, 0.0
     for j in range(d):
-        pj = np.float64(xs[j, 0])
-        first2 += pj * pj
+        pj = np.float64(xs[j, pivot])
+        pivot2 += pj * pj
         for i in range(spread.shape[0]):
             t = np.float64(xs[j, i]) - pj
             spread[i] += t * t
@@ -273,7 +273,7 @@ def _block_candidates(
         least = min(least, dist2_bits[c])
     spread_bits[0], spread_bits[1] = widest, least  # back to floats: the radius and the nearest centre, squared
     radius = math.sqrt(spread[0])
-    slack = 8 * _U32 * (math.sqrt(first2) + radius) if narrow else 0.0
+    slack = 8 * _U32 * (math.sqrt(pivot2) + radius) if narrow else 0.0
     bar = (math.sqrt(spread[1]) + 2 * radius) * (1 + 2.0**-30) + slack + 1e-150  # 1e-150: squares that underflowed
     bar2 = bar * bar
     held = 0
