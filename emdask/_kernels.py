@@ -155,7 +155,8 @@ def lloyd_chunk(
     spread, dist2, picked = np.empty(rows), np.empty(kp), np.empty(kp, np.int64)
     spread_bits, dist2_bits = spread.view(np.int64), dist2.view(np.int64)
     whole = False  # whether candidates holds every centre (the loops below read one array: two measured slower)
-    rest = 0  # blocks left before the candidates are looked for again, after blocks where every centre was one
+    useless = 0  # blocks in a row where every centre was a candidate
+    pause = 0  # blocks left before the candidates are looked for again
     for start in range(0, n, rows):
         m = min(rows, n - start)
         if d == 3:  # the same loads with the feature loop unrolled
@@ -166,17 +167,17 @@ def lloyd_chunk(
         second[:] = np.inf
         label[:] = 0
         groups = kp
-        if kp > _FEW_CENTRES and rest > 0:
-            rest -= 1
+        if kp > _FEW_CENTRES and pause > 0:
+            pause -= 1
         elif kp > _FEW_CENTRES:
             held = _block_candidates(xs, m, d, about, k, spread, spread_bits, dist2, dist2_bits, picked, narrow)
             if held + (-held) % 4 < kp:  # a group of four centres or more left out
-                groups = held + (-held) % 4
-                rest = 0
+                groups, useless, whole = held + (-held) % 4, 0, False
                 _take_candidates(centres, picked, held, groups, d, candidates, named)
-                whole = False
-            else:  # rest counts such blocks down from 0; after a run of them, pause
-                rest = _PAUSE_BLOCKS if rest == 1 - _USELESS_BLOCKS else rest - 1
+            else:
+                useless += 1
+                if useless == _USELESS_BLOCKS:
+                    useless, pause = 0, _PAUSE_BLOCKS
         if groups == kp and not whole:
             candidates[:] = centres
             named[:] = every
