@@ -8,9 +8,10 @@ compiled passes do the rest: :func:`centred_into` centres the block and checks i
 For few features (D <= 16: pixels, small tables) a fused loop beats the matrix-product path: rows
 go in small blocks, SIMD lanes holding rows, and for each centre that can be nearest to one of
 the block's rows (rows close together, as pixels in image order, rule most centres out) the exact
-float64 squared distances and the running first minimum are updated for the whole block; then each row joins
-its cluster's count, sum and inertia, and the farthest rows are kept as they pass, with no
-(rows x K) block and no per-row output in memory.  Runs without the GIL,
+float64 squared distances and the running first minimum are updated for the whole block; then the
+rows join their clusters' counts, sums and inertia (a block with few labels in one vectorised
+pass a label), and the farthest rows are kept as they pass, with no (rows x K) block and no
+per-row output in memory.  Runs without the GIL,
 so Dask's threads run it in parallel; numba's own threading is not used (one level of parallelism).
 
 The Gaussian mixture's E-step is fused the same way: per row the K log-densities, their
@@ -48,19 +49,23 @@ _USELESS_BLOCKS = 8
 _PAUSE_BLOCKS = 256
 #: Up to this many centres (padded to fours), finding a block's candidates costs what it saves (bench/RESULTS.md).
 _FEW_CENTRES = 8
+#: A block whose rows carry at most this many labels sums each label's rows in one vectorised pass.
+_MASKED_LABELS = 4
+#: The label of no cluster: rows past a block's end.
+_NO_LABEL = np.uint64(2**63)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _exact_dist2(x64: np.ndarray, i: int, centres: np.ndarray, c: int, dp: int) -> float:
-    """Row ``i`` of ``x64`` (B, dp) to centre ``c`` of ``centres`` (K, dp): the exact float64 squared distance,
+    """Row ``i`` of ``x64`` (dp, B) to centre ``c`` of ``centres`` (K, dp): the exact float64 squared distance,
     features summed in groups of four (RGB: one group of three), in the order the float64 lanes sum them."""
     if dp == 3:
-        t0, t1, t2 = x64[i, 0] - centres[c, 0], x64[i, 1] - centres[c, 1], x64[i, 2] - centres[c, 2]
+        t0, t1, t2 = x64[0, i] - centres[c, 0], x64[1, i] - centres[c, 1], x64[2, i] - centres[c, 2]
         return t0 * t0 + t1 * t1 + t2 * t2
     s = 0.0
     for j in range(0, dp, 4):
-        t0, t1 = x64[i, j] - centres[c, j], x64[i, j + 1] - centres[c, j + 1]
-        t2, t3 = x64[i, j + 2] - centres[c, j + 2], x64[i, j + 3] - centres[c, j + 3]
+        t0, t1 = x64[j, i] - centres[c, j], x64[j + 1, i] - centres[c, j + 1]
+        t2, t3 = x64[j + 2, i] - centres[c, j + 2], x64[j + 3, i] - centres[c, j + 3]
         g = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
         s = g if j == 0 else s + g
     return s
@@ -139,7 +144,7 @@ def lloyd_chunk(
     # the float32 first minimum is the exact one when the runner-up is farther than twice that, with a margin of 2
     relative, absolute = 2 * _U32 * (dp + 7), 8 * _U32 * radius2
     rows = RGB_ROW_BLOCK if dp == 3 else ROW_BLOCK  # many-feature loops run over ROW_BLOCK rows, a constant
-    x64 = np.zeros((rows, dp))
+    x64 = np.zeros((dp, rows))
     xs = np.zeros((dp, rows), lanes.dtype)
     acc = np.empty(rows, lanes.dtype)
     best = np.empty(rows, lanes.dtype)
@@ -147,6 +152,7 @@ def lloyd_chunk(
     label = np.empty(rows, lanes.dtype)  # the lanes' own type: compares and selects keep one lane width
     codes = np.empty(rows, np.uint64)
     exact = np.zeros(rows)
+    weights = np.zeros(rows)
     inertia = np.zeros(rows)
     part = np.zeros((_LANES, k, d + 1))  # per interleaved lane and cluster: the weight, then the weighted sum
     every = np.arange(kp).astype(lanes.dtype)  # each centre's label, in the lanes' type
@@ -220,9 +226,9 @@ def lloyd_chunk(
             for i in range(m):
                 exact[i] = best[i]
         if d == 3:  # the same with the feature loop unrolled
-            _join_block(part, label, codes, x64, xs, w, start, m, 3, narrow)
+            _join_block(part, label, codes, x64, xs, w, start, m, 3, k, narrow, weights)
         else:
-            _join_block(part, label, codes, x64, xs, w, start, m, d, narrow)
+            _join_block(part, label, codes, x64, xs, w, start, m, d, k, narrow, weights)
         _gather_far(exact, label, w, start, m, offset, far, k)
         if w.shape[0] == 0:
             for i in range(m):
@@ -312,11 +318,11 @@ def _load_block(
     if narrow:
         for i in range(m):
             for j in range(d):
-                x64[i, j] = np.float64(rows[i, j])
+                x64[j, i] = np.float64(rows[i, j])
         for j in range(d):
             o = origin[j]
             for i in range(m):
-                xs[j, i] = x64[i, j] - o
+                xs[j, i] = x64[j, i] - o
     else:
         for i in range(m):
             for j in range(d):
@@ -326,20 +332,79 @@ def _load_block(
 @numba.njit(nogil=True, cache=True, inline="always")
 def _join_block(
     part: np.ndarray, label: np.ndarray, codes: np.ndarray, x64: np.ndarray, xs: np.ndarray, w: np.ndarray,
-    start: int, m: int, d: int, narrow: bool,
+    start: int, m: int, d: int, k: int, narrow: bool, weights: np.ndarray,
 ) -> None:
-    """The block's ``m`` rows join their clusters (:func:`_join`), in a loop for unit weights (``w`` empty) and
-    one for weights ``w[start:]``: a test of the weights inside the loop would be paid on every row.  ``codes``
-    (uint64, B) is scratch for the labels as integers."""
+    """The block's ``m`` rows join their clusters.
+
+    Rows close together mostly share one or two labels: where the block has at most
+    :data:`_MASKED_LABELS` (K <= 64), each label's rows are summed in one masked pass that
+    vectorises (:func:`_masked_join`); else each row joins its cluster in turn (:func:`_join`),
+    in a loop for unit weights (``w`` empty) and one for weights ``w[start:]``: a test of the
+    weights inside the loop would be paid on every row.  ``codes`` (uint64, B) is scratch for
+    the labels as integers.
+    """
+    used = np.uint64(0)
     for i in range(m):  # converted in a loop that vectorises; unsigned, so indexing needs no negative-index test
-        codes[i] = np.uint64(label[i])
-    if w.shape[0] == 0:
+        c = np.uint64(label[i])
+        codes[i] = c
+        used |= np.uint64(1) << (c & np.uint64(63))
+    codes[m:] = _NO_LABEL
+    weighted = w.shape[0] > 0
+    if weighted:  # rows past the block's end are never selected: their weights need not be zeroed
+        weights[:m] = w[start:start + m]
+    if k <= 64:
+        seen = 0
+        rest = used
+        while rest and seen <= _MASKED_LABELS:
+            rest &= rest - np.uint64(1)
+            seen += 1
+        if seen <= _MASKED_LABELS:
+            while used:
+                low = used & (~used + np.uint64(1))
+                used ^= low
+                f = (np.float64(low).view(np.int64) >> 52) - 1023  # the set bit's number: exact for a power of two
+                if narrow:  # the float64 rows: float32 lanes keep them in x64, float64 lanes' xs are them
+                    _masked_join(part[0, f], np.uint64(f), codes, x64, weights if weighted else w, d)
+                else:
+                    _masked_join(part[0, f], np.uint64(f), codes, xs, weights if weighted else w, d)
+            return
+    if not weighted:
         for i in range(m):
             _join(part, i % _LANES, codes[i], x64, xs, i, 1.0, d, narrow)
     else:
-        weights = w[start:start + m]
         for i in range(m):
             _join(part, i % _LANES, codes[i], x64, xs, i, weights[i], d, narrow)
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _masked_join(total: np.ndarray, f: np.uint64, codes: np.ndarray, rows: np.ndarray, w: np.ndarray, d: int) -> None:
+    """The rows of the block labelled ``f`` (``rows`` (dp, B) in float64; ``w`` (B,) their weights, or empty) add their
+    weight and weighted sum into ``total`` (d + 1,), in one pass over the block that vectorises (its sums
+    reassociated).  Rows past the block's end carry a label no cluster has."""
+    if d == 3:
+        c = s0 = s1 = s2 = 0.0
+        r0, r1, r2 = rows[0], rows[1], rows[2]
+        for i in range(codes.shape[0]):
+            sel = (1.0 if w.shape[0] == 0 else w[i]) if codes[i] == f else 0.0
+            c += sel
+            s0 += sel * r0[i]
+            s1 += sel * r1[i]
+            s2 += sel * r2[i]
+        total[0] += c
+        total[1] += s0
+        total[2] += s1
+        total[3] += s2
+        return
+    c = 0.0
+    for i in range(codes.shape[0]):
+        c += (1.0 if w.shape[0] == 0 else w[i]) if codes[i] == f else 0.0
+    total[0] += c
+    for j in range(d):
+        s = 0.0
+        r = rows[j]
+        for i in range(codes.shape[0]):
+            s += ((1.0 if w.shape[0] == 0 else w[i]) if codes[i] == f else 0.0) * r[i]
+        total[j + 1] += s
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -352,7 +417,7 @@ def _join(
     """
     part[lane, c, 0] += wi
     for j in range(d):
-        part[lane, c, j + 1] += wi * (x64[i, j] if narrow else np.float64(xs[j, i]))
+        part[lane, c, j + 1] += wi * (x64[j, i] if narrow else np.float64(xs[j, i]))
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
