@@ -57,15 +57,16 @@ _NO_LABEL = np.uint64(2**63)
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _exact_dist2(x64: np.ndarray, i: int, centres: np.ndarray, c: int, dp: int) -> float:
-    """Row ``i`` of ``x64`` (dp, B) to centre ``c`` of ``centres`` (K, dp): the exact float64 squared distance,
+    """Row ``i`` of ``x64`` ((3, B) for RGB, else (B, dp)) to centre ``c`` of ``centres`` (K, dp): the exact float64
+    squared distance,
     features summed in groups of four (RGB: one group of three), in the order the float64 lanes sum them."""
     if dp == 3:
         t0, t1, t2 = x64[0, i] - centres[c, 0], x64[1, i] - centres[c, 1], x64[2, i] - centres[c, 2]
         return t0 * t0 + t1 * t1 + t2 * t2
     s = 0.0
     for j in range(0, dp, 4):
-        t0, t1 = x64[j, i] - centres[c, j], x64[j + 1, i] - centres[c, j + 1]
-        t2, t3 = x64[j + 2, i] - centres[c, j + 2], x64[j + 3, i] - centres[c, j + 3]
+        t0, t1 = x64[i, j] - centres[c, j], x64[i, j + 1] - centres[c, j + 1]
+        t2, t3 = x64[i, j + 2] - centres[c, j + 2], x64[i, j + 3] - centres[c, j + 3]
         g = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
         s = g if j == 0 else s + g
     return s
@@ -144,7 +145,7 @@ def lloyd_chunk(
     # the float32 first minimum is the exact one when the runner-up is farther than twice that, with a margin of 2
     relative, absolute = 2 * _U32 * (dp + 7), 8 * _U32 * radius2
     rows = RGB_ROW_BLOCK if dp == 3 else ROW_BLOCK  # many-feature loops run over ROW_BLOCK rows, a constant
-    x64 = np.zeros((dp, rows))
+    x64 = np.zeros((dp, rows)) if dp == 3 else np.zeros((rows, dp))  # RGB features first for the masked join
     xs = np.zeros((dp, rows), lanes.dtype)
     acc = np.empty(rows, lanes.dtype)
     best = np.empty(rows, lanes.dtype)
@@ -312,17 +313,21 @@ def _take_candidates(
 def _load_block(
     x: np.ndarray, start: int, m: int, d: int, origin: np.ndarray, x64: np.ndarray, xs: np.ndarray, narrow: bool
 ) -> None:
-    """Rows ``start .. start+m`` of ``x`` into the block: float64 rows ``x64`` (m, d) and the lanes' ``xs`` (d, m),
-    features first, about ``origin`` in float32 lanes (float64 lanes hold the rows themselves and need no ``x64``)."""
+    """Rows ``start .. start+m`` of ``x`` into the block: the lanes' ``xs`` (d, m), features first, about ``origin`` in
+    float32 lanes, which also keep the float64 rows in ``x64`` (RGB (3, m), else (m, d): each row's features
+    together for its exact distance and join); float64 lanes hold the rows themselves and need no ``x64``."""
     rows = x[start:start + m]  # indexed from 0 by the loops' counters: no negative-index tests
     if narrow:
         for i in range(m):
             for j in range(d):
-                x64[j, i] = np.float64(rows[i, j])
+                if d == 3:
+                    x64[j, i] = np.float64(rows[i, j])
+                else:
+                    x64[i, j] = np.float64(rows[i, j])
         for j in range(d):
             o = origin[j]
             for i in range(m):
-                xs[j, i] = x64[j, i] - o
+                xs[j, i] = (x64[j, i] if d == 3 else x64[i, j]) - o
     else:
         for i in range(m):
             for j in range(d):
@@ -336,75 +341,68 @@ def _join_block(
 ) -> None:
     """The block's ``m`` rows join their clusters.
 
-    Rows close together mostly share one or two labels: where the block has at most
-    :data:`_MASKED_LABELS` (K <= 64), each label's rows are summed in one masked pass that
-    vectorises (:func:`_masked_join`); else each row joins its cluster in turn (:func:`_join`),
-    in a loop for unit weights (``w`` empty) and one for weights ``w[start:]``: a test of the
-    weights inside the loop would be paid on every row.  ``codes`` (uint64, B) is scratch for
-    the labels as integers.
+    Pixels in image order mostly share one or two labels a block: where an RGB block has at
+    most :data:`_MASKED_LABELS` (K <= 64), each label's rows are summed in one masked pass that
+    vectorises (:func:`_masked_join`; ``weights`` (B,) is scratch for it).  Else each row joins
+    its cluster in turn (:func:`_join`), in a loop for unit weights (``w`` empty) and one for
+    weights ``w[start:]``: a test of the weights inside the loop would be paid on every row.
+    ``codes`` (uint64, B) is scratch for the labels as integers.
     """
-    used = np.uint64(0)
     for i in range(m):  # converted in a loop that vectorises; unsigned, so indexing needs no negative-index test
-        c = np.uint64(label[i])
-        codes[i] = c
-        used |= np.uint64(1) << (c & np.uint64(63))
-    codes[m:] = _NO_LABEL
-    weighted = w.shape[0] > 0
-    if weighted:  # rows past the block's end are never selected: their weights need not be zeroed
-        weights[:m] = w[start:start + m]
-    if k <= 64:
-        seen = 0
-        rest = used
-        while rest and seen <= _MASKED_LABELS:
-            rest &= rest - np.uint64(1)
-            seen += 1
-        if seen <= _MASKED_LABELS:
-            while used:
-                low = used & (~used + np.uint64(1))
-                used ^= low
-                f = (np.float64(low).view(np.int64) >> 52) - 1023  # the set bit's number: exact for a power of two
-                if narrow:  # the float64 rows: float32 lanes keep them in x64, float64 lanes' xs are them
-                    _masked_join(part[0, f], np.uint64(f), codes, x64, weights if weighted else w, d)
-                else:
-                    _masked_join(part[0, f], np.uint64(f), codes, xs, weights if weighted else w, d)
-            return
-    if not weighted:
+        codes[i] = np.uint64(label[i])
+    used = _few_labels(codes, m) if d == 3 and k <= 64 else np.uint64(0)
+    if used:
+        codes[m:] = _NO_LABEL
+        if w.shape[0]:  # rows past the block's end are never selected: their weights need not be zeroed
+            weights[:m] = w[start:start + m]
+        while used:
+            low = used & (~used + np.uint64(1))
+            used ^= low
+            f = (np.float64(low).view(np.int64) >> 52) - 1023  # the set bit's number: exact for a power of two
+            if narrow:  # the float64 rows: float32 lanes keep them in x64, float64 lanes' xs are them
+                _masked_join(part[0, f], np.uint64(f), codes, x64, weights if w.shape[0] else w)
+            else:
+                _masked_join(part[0, f], np.uint64(f), codes, xs, weights if w.shape[0] else w)
+    elif w.shape[0] == 0:
         for i in range(m):
             _join(part, i % _LANES, codes[i], x64, xs, i, 1.0, d, narrow)
     else:
+        weights = w[start:start + m]
         for i in range(m):
             _join(part, i % _LANES, codes[i], x64, xs, i, weights[i], d, narrow)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _few_labels(codes: np.ndarray, m: int) -> np.uint64:
+    """The labels ``codes[:m]`` (each below 64) as the bits of a word if they take at most :data:`_MASKED_LABELS`
+    values, else 0."""
+    used = np.uint64(0)
+    for i in range(m):
+        used |= np.uint64(1) << codes[i]
+    rest, seen = used, 0
+    while rest and seen <= _MASKED_LABELS:
+        rest &= rest - np.uint64(1)
+        seen += 1
+    return used if seen <= _MASKED_LABELS else np.uint64(0)
+
+
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
-def _masked_join(total: np.ndarray, f: np.uint64, codes: np.ndarray, rows: np.ndarray, w: np.ndarray, d: int) -> None:
-    """The rows of the block labelled ``f`` (``rows`` (dp, B) in float64; ``w`` (B,) their weights, or empty) add their
-    weight and weighted sum into ``total`` (d + 1,), in one pass over the block that vectorises (its sums
+def _masked_join(total: np.ndarray, f: np.uint64, codes: np.ndarray, rows: np.ndarray, w: np.ndarray) -> None:
+    """The RGB rows of the block labelled ``f`` (``rows`` (3, B) in float64; ``w`` (B,) their weights, or empty) add
+    their weight and weighted sum into ``total`` (4,), in one pass over the block that vectorises (its sums
     reassociated).  Rows past the block's end carry a label no cluster has."""
-    if d == 3:
-        c = s0 = s1 = s2 = 0.0
-        r0, r1, r2 = rows[0], rows[1], rows[2]
-        for i in range(codes.shape[0]):
-            sel = (1.0 if w.shape[0] == 0 else w[i]) if codes[i] == f else 0.0
-            c += sel
-            s0 += sel * r0[i]
-            s1 += sel * r1[i]
-            s2 += sel * r2[i]
-        total[0] += c
-        total[1] += s0
-        total[2] += s1
-        total[3] += s2
-        return
-    c = 0.0
+    c = s0 = s1 = s2 = 0.0
+    r0, r1, r2 = rows[0], rows[1], rows[2]
     for i in range(codes.shape[0]):
-        c += (1.0 if w.shape[0] == 0 else w[i]) if codes[i] == f else 0.0
+        sel = (1.0 if w.shape[0] == 0 else w[i]) if codes[i] == f else 0.0
+        c += sel
+        s0 += sel * r0[i]
+        s1 += sel * r1[i]
+        s2 += sel * r2[i]
     total[0] += c
-    for j in range(d):
-        s = 0.0
-        r = rows[j]
-        for i in range(codes.shape[0]):
-            s += ((1.0 if w.shape[0] == 0 else w[i]) if codes[i] == f else 0.0) * r[i]
-        total[j + 1] += s
+    total[1] += s0
+    total[2] += s1
+    total[3] += s2
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -417,7 +415,8 @@ def _join(
     """
     part[lane, c, 0] += wi
     for j in range(d):
-        part[lane, c, j + 1] += wi * (x64[j, i] if narrow else np.float64(xs[j, i]))
+        v = (x64[j, i] if d == 3 else x64[i, j]) if narrow else np.float64(xs[j, i])
+        part[lane, c, j + 1] += wi * v
 
 
 @numba.njit(nogil=True, cache=True, inline="always")

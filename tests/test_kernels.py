@@ -86,15 +86,16 @@ def test_farthest_rows_of_a_large_chunk(dtype, k, path, monkeypatch):
 
 
 @pytest.mark.parametrize(("d", "k", "dtype"), [
-    (3, 12, np.float64), (3, 16, np.float32), (3, 20, np.uint8), (3, 70, np.float32), (3, 70, np.int16),
-    (5, 24, np.float64), (7, 40, np.float32),
+    (3, 12, np.float64), (3, 16, np.float32), (3, 20, np.uint8), (3, 64, np.float32), (3, 70, np.float32),
+    (3, 70, np.int16), (5, 24, np.float64), (7, 40, np.float32),
 ])
 def test_rows_close_together_get_the_labels_of_all_centres(d, k, dtype):
     """Rows in order along a path through the centres, as pixels in image order lie: the fused pass weighs only the
     centres that can be nearest to a block's rows, and must give what all centres give.  Blocks straddle the
-    boundaries between centres; integer rows and centres on a lattice of 1/2 tie exactly; float32 lanes (RGB with
-    K=70, D=7 with K=40) need their runner-up among the candidates.  The path starts with rows in random order,
-    after which the pass stops looking for candidates a while, then finds them again."""
+    boundaries between centres, and most of them hold one or two labels (RGB up to K=64: summed a label at a time);
+    integer rows and centres on a lattice of 1/2 tie exactly; float32 lanes (RGB with K=64 and 70, D=7 with K=40)
+    need their runner-up among the candidates.  The path starts with rows in random order, after which the pass
+    stops looking for candidates a while, then finds them again."""
     rng = np.random.default_rng(k + d)
     centres = rng.uniform(0, 200, (k, d))
     if np.dtype(dtype).kind != "f":
