@@ -40,7 +40,7 @@ from emdask._random import row_uniforms
 from emdask._stats import Moments, Stats, TopK
 from emdask._validation import check_finite_chunk
 from emdask.errors import InputError
-from emdask.runtime import memory_budget, one_blas_thread
+from emdask.runtime import memory_budget, one_blas_thread, persist_spread
 
 logger = logging.getLogger("emdask")
 
@@ -108,7 +108,7 @@ class ChunkedData:
         nbytes = X.nbytes + (weights.nbytes if weights is not None else 0)
         self.cached = bool(nbytes <= memory_budget()) if cache == "auto" else bool(cache)
         if self.cached:
-            X, weights = dask.persist(X, weights)
+            X, weights = persist_spread(X, weights)
         logger.info(
             "%s: %d x %d %s in %d chunks, %.1f MiB, %s",
             name, *self.shape, X.dtype, X.numblocks[0], nbytes / 2**20,

@@ -3,7 +3,8 @@
 - :func:`dask_cluster`: a client to a running scheduler, or a local cluster, current in this
   thread only (the CLI, both flows and the tests use it);
 - :func:`active_client` and :func:`memory_budget`: the cluster ``dask.compute`` will use now and
-  how much of its memory caching may fill;
+  how much of its memory caching may fill; :func:`persist_spread` caches row-chunked arrays
+  there, each worker holding a share of the rows in proportion to its threads;
 - :func:`one_blas_thread`: BLAS at one thread while chunk tasks run (Dask's threads are the
   parallelism; nested BLAS threads made the same job 2-10x slower at random on small machines).
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 import dask
 import dask.base
+import numpy as np
 import psutil
 import threadpoolctl
 from threadpoolctl import ThreadpoolController
@@ -157,3 +159,40 @@ def _current(client: Any) -> Iterator[None]:
             _current_users -= 1
             if _current_users == 0:
                 _current_saved.__exit__(None, None, None)
+
+
+def persist_spread(*arrays: Any) -> tuple[Any, ...]:
+    """``dask.persist(*arrays)`` (Dask arrays chunked along rows alike, or ``None``); on a cluster, the rows are cut
+    into one run of consecutive chunks per worker, in proportion to its threads, and chunk ``i`` of every array
+    goes to the worker of run ``i``.
+
+    A pass's tasks run where their chunks are, so its time is that of the worker holding the
+    most rows: left to itself, the scheduler puts chunks that share a dependency (an array
+    sent from the client, one file) on the worker that holds it.  Each weights chunk lies
+    beside its rows.  The placement is a preference: a lost worker's chunks are made again
+    elsewhere.  Arrays already in cluster memory stay where they are.
+    """
+    from distributed import futures_of
+
+    client = active_client()
+    present = [a for a in arrays if a is not None]
+    if client is None or not present or all(len(futures_of(a)) == a.npartitions for a in present):
+        return tuple(dask.persist(*arrays))
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"].items())
+    threads = np.cumsum([info.get("nthreads", 1) for _, info in workers], dtype=float)
+    rows = np.asarray(present[0].chunks[0], dtype=float)
+    middles = (np.cumsum(rows) - rows / 2) / rows.sum()  # each chunk's middle row, as a fraction of all rows
+    owners = [workers[j][0] for j in np.searchsorted(threads / threads[-1], middles, side="right")]
+
+    def owner(key: Any) -> list[str]:
+        return [owners[key[1]]]
+
+    optimised = dask.optimize(*arrays)  # first: fusing the placing tasks into the arrays' would drop their placement
+    with dask.annotate(workers=owner, allow_other_workers=True):
+        placed = [None if a is None else a.map_blocks(_same, dtype=a.dtype, meta=a._meta) for a in optimised]
+    return tuple(dask.persist(*placed, optimize_graph=False))
+
+
+def _same(block: Any) -> Any:
+    """A chunk as it is: the task that places it on its worker."""
+    return block

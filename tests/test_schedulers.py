@@ -170,3 +170,38 @@ def test_a_pass_over_a_thousand_chunks_sums_them_all():
     np.testing.assert_allclose(total.sums, whole.sums, rtol=1e-12, atol=1e-9)
     assert total.inertia == pytest.approx(whole.inertia, rel=1e-12)
     np.testing.assert_array_equal(np.sort(total.far.index), np.sort(whole.far.index))
+
+
+def test_cached_chunks_lie_in_one_run_per_worker_beside_their_weights(distributed_client):
+    """Rows sent from the client are one dependency of every chunk, so left to itself the scheduler may keep most
+    chunks on one worker, and each weights chunk anywhere: a pass would last as long as that worker's share and
+    move weights between workers.  Cached, the rows lie half on each worker in consecutive runs, each weights
+    chunk beside its rows, and a pass over them equals the E-step over the whole array; chunks the caller already
+    cached stay as they are."""
+    from dask.core import flatten
+    from distributed import futures_of, wait
+
+    from emdask.engine import ChunkedData
+    from emdask.kmeans import KMeansModel
+
+    rng = np.random.default_rng(2)
+    x, w = rng.normal(size=(4_000, 3)), rng.uniform(0, 2, 4_000)
+    data = ChunkedData(da.from_array(x, chunks=(500, 3)), da.from_array(w, chunks=500), cache=True)
+
+    def holders(array: da.Array) -> list[str]:
+        wait(futures_of(array))
+        who = distributed_client.who_has(futures_of(array))
+        return [who[key][0] for key in flatten(array.__dask_keys__())]
+
+    workers = sorted(distributed_client.scheduler_info(n_workers=-1)["workers"])
+    assert holders(data.X) == [workers[0]] * 4 + [workers[1]] * 4
+    assert holders(data.weights) == holders(data.X)
+    centres = rng.normal(size=(4, 3))
+    total, whole = data.map_reduce(KMeansModel(4).e_step, centres), KMeansModel(4).e_step(x, w, 0, centres)
+    np.testing.assert_allclose(total.counts, whole.counts, rtol=1e-12)
+    np.testing.assert_allclose(total.sums, whole.sums, rtol=1e-12, atol=1e-9)
+    assert total.inertia == pytest.approx(whole.inertia, rel=1e-12)
+
+    cached = da.from_array(x, chunks=(500, 3)).persist()
+    again = ChunkedData(cached, cache=True)
+    assert again.X.__dask_keys__() == cached.__dask_keys__()
