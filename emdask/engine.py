@@ -40,7 +40,7 @@ from emdask._random import row_uniforms
 from emdask._stats import Moments, Stats, TopK
 from emdask._validation import check_finite_chunk
 from emdask.errors import InputError
-from emdask.runtime import memory_budget, one_blas_thread, persist_spread
+from emdask.runtime import groups_by_worker, memory_budget, one_blas_thread, persist_spread
 
 logger = logging.getLogger("emdask")
 
@@ -58,6 +58,14 @@ EMBED_BYTES = 1 << 16
 def _run_chunk(fn: Callable[..., Stats], x: np.ndarray, w: np.ndarray | None, offset: int, args: tuple) -> Stats:
     with one_blas_thread():
         return fn(x, w, offset, *args)
+
+
+def _run_chunks(
+    fn: Callable[..., Stats], xs: Sequence[np.ndarray], ws: Sequence[np.ndarray] | None, offsets: Sequence[int],
+    args: tuple,
+) -> Stats:
+    """:func:`_run_chunk` on each of a group of chunks, summed."""
+    return _sum([_run_chunk(fn, x, None if ws is None else w, off, args) for x, w, off in zip(xs, ws or xs, offsets)])
 
 
 def _sum(parts: Sequence[Stats]) -> Stats:
@@ -120,6 +128,8 @@ class ChunkedData:
         self.offsets = [int(o) for o in np.cumsum((0,) + X.chunks[0][:-1])]
         self.X = X
         self.weights = weights
+        #: on a cluster, the cached chunks a pass's task takes together (groups_by_worker); else one task a chunk
+        self._groups = groups_by_worker(X) if self.cached else None
 
     @property
     def n_chunks(self) -> int:
@@ -133,6 +143,8 @@ class ChunkedData:
     def pass_graph(self, fn: Callable[..., S], *args: Any) -> Delayed:
         """The tasks of one pass, their sum not yet computed: one graph layer over the chunks' keys, not a
         ``dask.delayed`` call per chunk, which merges graphs each time (bench/pass_overhead.py).
+        A task a chunk, or on a cluster that holds the chunks, a task a group of them
+        (:func:`emdask.runtime.groups_by_worker`).
 
         Arguments up to :data:`EMBED_BYTES` travel inside each chunk task; larger ones are one
         task of their own, whose result the chunk tasks share (on a cluster, the worker that ran
@@ -145,10 +157,18 @@ class ChunkedData:
             layer[(name, "arguments")] = DataNode((name, "arguments"), args)
             shared = TaskRef((name, "arguments"))
         weights: list[TaskRef | None] = [TaskRef(w.key) for w in self._w] or [None] * self.n_chunks
-        for i, (x, w, off) in enumerate(zip(self._x, weights, self.offsets)):
-            layer[(name, 0, i)] = Task((name, 0, i), _run_chunk, fn, TaskRef(x.key), w, off, shared)
+        if self._groups is None:
+            for i, (x, w, off) in enumerate(zip(self._x, weights, self.offsets)):
+                layer[(name, 0, i)] = Task((name, 0, i), _run_chunk, fn, TaskRef(x.key), w, off, shared)
+        else:
+            for g, group in enumerate(self._groups):
+                xs = List(*[TaskRef(self._x[i].key) for i in group])
+                ws = List(*[weights[i] for i in group]) if self._w else None
+                offsets = [self.offsets[i] for i in group]
+                layer[(name, 0, g)] = Task((name, 0, g), _run_chunks, fn, xs, ws, offsets, shared)
         # every chunk's key is in the one graph of the first chunk (and of the first weights)
-        return _summed(name, layer, [(name, 0, i) for i in range(self.n_chunks)], self._x[:1] + self._w[:1])
+        tasks = [(name, 0, i) for i in range(len(self._groups or self._x))]
+        return _summed(name, layer, tasks, self._x[:1] + self._w[:1])
 
 
 class InMemoryData:

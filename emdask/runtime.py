@@ -4,7 +4,8 @@
   thread only (the CLI, both flows and the tests use it);
 - :func:`active_client` and :func:`memory_budget`: the cluster ``dask.compute`` will use now and
   how much of its memory caching may fill; :func:`persist_spread` caches row-chunked arrays
-  there, each worker holding a share of the rows in proportion to its threads;
+  there, each worker holding a share of the rows in proportion to its threads, and
+  :func:`groups_by_worker` groups cached chunks for a pass's tasks, one group a worker thread;
 - :func:`one_blas_thread`: BLAS at one thread while chunk tasks run (Dask's threads are the
   parallelism; nested BLAS threads made the same job 2-10x slower at random on small machines).
 """
@@ -196,3 +197,35 @@ def persist_spread(*arrays: Any) -> tuple[Any, ...]:
 def _same(block: Any) -> Any:
     """A chunk as it is: the task that places it on its worker."""
     return block
+
+
+def groups_by_worker(array: Any) -> list[list[int]] | None:
+    """The chunks (row blocks) of ``array``, held in the memory of the active cluster, in groups for a pass's tasks:
+    each worker's chunks in as many consecutive groups as it has threads; ``None`` without a cluster.
+
+    One task a group rather than one a chunk: a worker runs its chunks without a round trip
+    through its event loop and the scheduler between them, and the scheduler has a task a
+    thread to handle rather than a task a chunk.  A chunk held nowhere (its computation
+    failed) is a group of its own, so its error comes from its own task.
+    """
+    from distributed import futures_of, wait
+
+    client = active_client()
+    if client is None:
+        return None
+    futures = futures_of(array)
+    wait(futures)
+    holders = client.who_has(futures)
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    threads = {address: info.get("nthreads", 1) for address, info in workers.items()}
+    held: dict[str, list[int]] = {}
+    groups = []
+    for i, key in enumerate(dask.core.flatten(array.__dask_keys__())):
+        where = [w for w in holders.get(key, ()) if w in threads]
+        if where:
+            held.setdefault(where[0], []).append(i)
+        else:
+            groups.append([i])
+    for address, chunks in sorted(held.items()):
+        groups += [part.tolist() for part in np.array_split(chunks, min(threads[address], len(chunks)))]
+    return groups

@@ -176,8 +176,8 @@ def test_cached_chunks_lie_in_one_run_per_worker_beside_their_weights(distribute
     """Rows sent from the client are one dependency of every chunk, so left to itself the scheduler may keep most
     chunks on one worker, and each weights chunk anywhere: a pass would last as long as that worker's share and
     move weights between workers.  Cached, the rows lie half on each worker in consecutive runs, each weights
-    chunk beside its rows, and a pass over them equals the E-step over the whole array; chunks the caller already
-    cached stay as they are."""
+    chunk beside its rows; a pass takes each worker's chunks in one task (one thread each) and equals the E-step
+    over the whole array; chunks the caller already cached stay as they are."""
     from dask.core import flatten
     from distributed import futures_of, wait
 
@@ -197,6 +197,9 @@ def test_cached_chunks_lie_in_one_run_per_worker_beside_their_weights(distribute
     assert holders(data.X) == [workers[0]] * 4 + [workers[1]] * 4
     assert holders(data.weights) == holders(data.X)
     centres = rng.normal(size=(4, 3))
+    graph = dict(data.pass_graph(KMeansModel(4).e_step, centres).__dask_graph__())
+    source = set(flatten(data.X.__dask_keys__()))
+    assert sum(bool(source & set(getattr(task, "dependencies", ()))) for task in graph.values()) == 2  # a task a thread
     total, whole = data.map_reduce(KMeansModel(4).e_step, centres), KMeansModel(4).e_step(x, w, 0, centres)
     np.testing.assert_allclose(total.counts, whole.counts, rtol=1e-12)
     np.testing.assert_allclose(total.sums, whole.sums, rtol=1e-12, atol=1e-9)
