@@ -68,18 +68,21 @@ def _run_chunks(
     return _sum([_run_chunk(fn, x, None if ws is None else w, off, args) for x, w, off in zip(xs, ws or xs, offsets)])
 
 
-def _sum(parts: Sequence[Stats]) -> Stats:
+def _sum(parts: Sequence[S]) -> S:
     total = parts[0]
     for p in parts[1:]:
         total = total + p
     return total
 
 
-def _summed(name: str, layer: dict, keys: list, sources: list[Any], split_every: int = SPLIT_EVERY) -> Delayed:
+def _summed(
+    name: str, layer: dict, keys: list, sources: list[Any], split_every: int = SPLIT_EVERY, top: int = 1
+) -> list[Delayed]:
     """``layer`` with a tree of ``split_every``-ary sums over ``keys`` added (depth log n, not a chain), as one
-    graph layer over the ``sources`` (Delayed objects) holding what it refers to; the tree's root."""
+    graph layer over the ``sources`` (Delayed objects) holding what it refers to, up to a level of at most
+    ``top`` sums; that level."""
     depth = 0
-    while len(keys) > 1:
+    while len(keys) > top:
         depth += 1
         level = []
         for j in range(0, len(keys), split_every):
@@ -87,7 +90,8 @@ def _summed(name: str, layer: dict, keys: list, sources: list[Any], split_every:
             layer[key] = Task(key, _sum, List(*[TaskRef(k) for k in keys[j : j + split_every]]))
             level.append(key)
         keys = level
-    return Delayed(keys[0], HighLevelGraph.from_collections(name, layer, dependencies=sources), layer=name)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=sources)
+    return [Delayed(key, graph, layer=name) for key in keys]
 
 
 def tree_sum(parts: list[Delayed], split_every: int = SPLIT_EVERY) -> Delayed:
@@ -95,7 +99,7 @@ def tree_sum(parts: list[Delayed], split_every: int = SPLIT_EVERY) -> Delayed:
     ``dask.delayed`` call per sum would merge its inputs' graphs each time (bench/pass_overhead.py)."""
     if len(parts) == 1:
         return parts[0]
-    return _summed(f"sum-{uuid.uuid4().hex}", {}, [p.key for p in parts], list(parts), split_every)
+    return _summed(f"sum-{uuid.uuid4().hex}", {}, [p.key for p in parts], list(parts), split_every)[0]
 
 
 class ChunkedData:
@@ -136,11 +140,17 @@ class ChunkedData:
         return len(self._x)
 
     def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
-        """One pass: ``fn(x, w, offset, *args)`` on every chunk, summed by a tree on the active scheduler."""
-        (total,) = dask.compute(self.pass_graph(fn, *args))
-        return total
+        """One pass: ``fn(x, w, offset, *args)`` on every chunk, summed by a tree on the active scheduler up to
+        :data:`SPLIT_EVERY` partial sums, which this process adds: on a cluster, a last sum task would wait
+        for the others' results to reach its worker, then send its own here (10 ms of a 95 ms pass on two
+        workers, bench/RESULTS.md)."""
+        return _sum(dask.compute(*self._pass_sums(fn, args, SPLIT_EVERY)))
 
     def pass_graph(self, fn: Callable[..., S], *args: Any) -> Delayed:
+        """One pass's graph, its root the whole sum (:meth:`_pass_sums`)."""
+        return self._pass_sums(fn, args, 1)[0]
+
+    def _pass_sums(self, fn: Callable[..., S], args: tuple, top: int) -> list[Delayed]:
         """The tasks of one pass, their sum not yet computed: one graph layer over the chunks' keys, not a
         ``dask.delayed`` call per chunk, which merges graphs each time (bench/pass_overhead.py).
         A task a chunk, or on a cluster that holds the chunks, a task a group of them
@@ -168,7 +178,7 @@ class ChunkedData:
                 layer[(name, 0, g)] = Task((name, 0, g), _run_chunks, fn, xs, ws, offsets, shared)
         # every chunk's key is in the one graph of the first chunk (and of the first weights)
         tasks = [(name, 0, i) for i in range(len(self._groups or self._x))]
-        return _summed(name, layer, tasks, self._x[:1] + self._w[:1])
+        return _summed(name, layer, tasks, self._x[:1] + self._w[:1], top=top)
 
 
 class InMemoryData:

@@ -176,10 +176,11 @@ def test_cached_chunks_lie_in_one_run_per_worker_beside_their_weights(distribute
     """Rows sent from the client are one dependency of every chunk, so left to itself the scheduler may keep most
     chunks on one worker, and each weights chunk anywhere: a pass would last as long as that worker's share and
     move weights between workers.  Cached, the rows lie half on each worker in consecutive runs, each weights
-    chunk beside its rows; a pass takes each worker's chunks in one task (one thread each) and equals the E-step
-    over the whole array; chunks the caller already cached stay as they are."""
+    chunk beside its rows; a pass takes each worker's chunks in one task (one thread each), its two partial sums
+    are added here, not in a task that would wait for both, and it equals the E-step over the whole array;
+    chunks the caller already cached stay as they are."""
     from dask.core import flatten
-    from distributed import futures_of, wait
+    from distributed import futures_of, get_task_stream, wait
 
     from emdask.engine import ChunkedData
     from emdask.kmeans import KMeansModel
@@ -200,7 +201,9 @@ def test_cached_chunks_lie_in_one_run_per_worker_beside_their_weights(distribute
     graph = dict(data.pass_graph(KMeansModel(4).e_step, centres).__dask_graph__())
     source = set(flatten(data.X.__dask_keys__()))
     assert sum(bool(source & set(getattr(task, "dependencies", ()))) for task in graph.values()) == 2  # a task a thread
-    total, whole = data.map_reduce(KMeansModel(4).e_step, centres), KMeansModel(4).e_step(x, w, 0, centres)
+    with get_task_stream(distributed_client) as stream:
+        total, whole = data.map_reduce(KMeansModel(4).e_step, centres), KMeansModel(4).e_step(x, w, 0, centres)
+    assert sorted(task["key"][1:] for task in stream.data) == [(0, 0), (0, 1)]  # the two partial sums come here
     np.testing.assert_allclose(total.counts, whole.counts, rtol=1e-12)
     np.testing.assert_allclose(total.sums, whole.sums, rtol=1e-12, atol=1e-9)
     assert total.inertia == pytest.approx(whole.inertia, rel=1e-12)
