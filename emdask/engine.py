@@ -142,8 +142,7 @@ class ChunkedData:
     def map_reduce(self, fn: Callable[..., S], *args: Any) -> S:
         """One pass: ``fn(x, w, offset, *args)`` on every chunk, summed by a tree on the active scheduler up to
         :data:`SPLIT_EVERY` partial sums, which this process adds: on a cluster, a last sum task would wait
-        for the others' results to reach its worker, then send its own here (10 ms of a 95 ms pass on two
-        workers, bench/RESULTS.md)."""
+        for the others' results to reach its worker, then send its own here (bench/RESULTS.md)."""
         return _sum(dask.compute(*self._pass_sums(fn, args, SPLIT_EVERY)))
 
     def pass_graph(self, fn: Callable[..., S], *args: Any) -> Delayed:
