@@ -58,8 +58,8 @@ _NO_LABEL = np.uint64(2**63)
 @numba.njit(nogil=True, cache=True, inline="always")
 def _exact_dist2(x64: np.ndarray, i: int, centres: np.ndarray, c: int, dp: int) -> float:
     """Row ``i`` of ``x64`` ((3, B) for RGB, else (B, dp)) to centre ``c`` of ``centres`` (K, dp): the exact float64
-    squared distance,
-    features summed in groups of four (RGB: one group of three), in the order the float64 lanes sum them."""
+    squared distance, features summed in groups of four (RGB: one group of three), in the order the float64 lanes
+    sum them."""
     if dp == 3:
         t0, t1, t2 = x64[0, i] - centres[c, 0], x64[1, i] - centres[c, 1], x64[2, i] - centres[c, 2]
         return t0 * t0 + t1 * t1 + t2 * t2

@@ -64,8 +64,9 @@ def _run_chunks(
     fn: Callable[..., Stats], xs: Sequence[np.ndarray], ws: Sequence[np.ndarray] | None, offsets: Sequence[int],
     args: tuple,
 ) -> Stats:
-    """:func:`_run_chunk` on each of a group of chunks, summed."""
-    return _sum([_run_chunk(fn, x, None if ws is None else w, off, args) for x, w, off in zip(xs, ws or xs, offsets)])
+    """:func:`_run_chunk` on each of a group of chunks (``ws`` their weights, or ``None``), summed."""
+    weights: Sequence[np.ndarray | None] = [None] * len(xs) if ws is None else ws
+    return _sum([_run_chunk(fn, x, w, off, args) for x, w, off in zip(xs, weights, offsets)])
 
 
 def _sum(parts: Sequence[S]) -> S:

@@ -22,6 +22,7 @@ import dask.base
 import numpy as np
 import psutil
 import threadpoolctl
+from dask.core import flatten
 from threadpoolctl import ThreadpoolController
 
 from emdask.errors import InputError
@@ -220,7 +221,7 @@ def groups_by_worker(array: Any) -> list[list[int]] | None:
     threads = {address: info.get("nthreads", 1) for address, info in workers.items()}
     held: dict[str, list[int]] = {}
     groups = []
-    for i, key in enumerate(dask.core.flatten(array.__dask_keys__())):
+    for i, key in enumerate(flatten(array.__dask_keys__())):
         where = [w for w in holders.get(key, ()) if w in threads]
         if where:
             held.setdefault(where[0], []).append(i)
