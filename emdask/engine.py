@@ -2,8 +2,9 @@
 
 A fit is a loop of passes.  In each pass every chunk of rows runs the model's E-step and
 returns partial sufficient statistics (:class:`emdask._stats.Stats`); the partials are summed
-by a tree of tasks on whatever Dask scheduler is active; the model's M-step turns the sum into
-new parameters.  The engine knows nothing of any model's maths: a model is any :class:`Model`
+by a tree of tasks on whatever Dask scheduler is active, its last level here (on a cluster that
+holds the chunks, one task takes each worker thread's share of them); the model's M-step turns
+the sum into new parameters.  The engine knows nothing of any model's maths: a model is any :class:`Model`
 (``e_step`` on a chunk, ``m_step`` from the sum, ``objective`` and ``shift`` for the history, and
 the ``tol`` of one of the loop's two stopping rules).
 
