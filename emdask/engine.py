@@ -61,13 +61,58 @@ def _run_chunk(fn: Callable[..., Stats], x: np.ndarray, w: np.ndarray | None, of
         return fn(x, w, offset, *args)
 
 
-def _run_chunks(
+def _run_group(
     fn: Callable[..., Stats], xs: Sequence[np.ndarray], ws: Sequence[np.ndarray] | None, offsets: Sequence[int],
-    args: tuple,
-) -> Stats:
-    """:func:`_run_chunk` on each of a group of chunks (``ws`` their weights, or ``None``), summed."""
+    args: tuple, chunks: Sequence[int], n: int,
+) -> dict[tuple[int, int], Stats]:
+    """:func:`_run_chunk` on each of a group of the ``n`` chunks (numbers ``chunks``; ``ws`` their weights, or
+    ``None``), summed as far as the pass's tree allows (:func:`_subtrees`)."""
     weights: Sequence[np.ndarray | None] = [None] * len(xs) if ws is None else ws
-    return _sum([_run_chunk(fn, x, w, off, args) for x, w, off in zip(xs, weights, offsets)])
+    leaves = {i: _run_chunk(fn, x, w, off, args) for i, x, w, off in zip(chunks, xs, weights, offsets)}
+    return _subtrees(leaves, n)
+
+
+def _level_width(n: int, level: int) -> int:
+    """How many nodes level ``level`` of the pass's tree over ``n`` chunks has (level 0: the chunks)."""
+    return -(-n // SPLIT_EVERY**level)
+
+
+def _top_level(n: int) -> int:
+    """The level of the pass's tree over ``n`` chunks whose nodes (at most :data:`SPLIT_EVERY`) are summed last."""
+    level = 0
+    while _level_width(n, level) > SPLIT_EVERY:
+        level += 1
+    return level
+
+
+def _subtrees(leaves: dict[int, S], n: int) -> dict[tuple[int, int], S]:
+    """The largest nodes ``(level, index)`` of the pass's tree over ``n`` chunks (:data:`SPLIT_EVERY`-ary, by chunk
+    number, as :func:`_summed` builds it) that only ``leaves`` (chunk number: statistics) make up, up to its
+    top level: what a group of chunks can sum without changing the order of any addition."""
+    nodes = {(0, i): stats for i, stats in leaves.items()}
+    for level in range(_top_level(n)):
+        below = _level_width(n, level)
+        for j in sorted({i // SPLIT_EVERY for lv, i in nodes if lv == level}):
+            children = [(level, c) for c in range(j * SPLIT_EVERY, min((j + 1) * SPLIT_EVERY, below))]
+            if all(c in nodes for c in children):
+                nodes[(level + 1, j)] = _sum([nodes.pop(c) for c in children])
+    return nodes
+
+
+def _tree_total(parts: Sequence[dict[tuple[int, int], S]], n: int) -> S:
+    """The pass's total from groups' :func:`_subtrees`, which together cover each of the ``n`` chunks once: every
+    addition in the order of the tree over single chunks, so the result has the same bits however the chunks
+    were grouped (which depends on where the cluster keeps them)."""
+    nodes = {key: stats for part in parts for key, stats in part.items()}
+
+    def node(level: int, j: int) -> S:
+        if (level, j) in nodes or level == 0:
+            return nodes[(level, j)]
+        below = _level_width(n, level - 1)
+        return _sum([node(level - 1, c) for c in range(j * SPLIT_EVERY, min((j + 1) * SPLIT_EVERY, below))])
+
+    top = _top_level(n)
+    return _sum([node(top, j) for j in range(_level_width(n, top))])
 
 
 def _sum(parts: Sequence[S]) -> S:
@@ -145,7 +190,8 @@ class ChunkedData:
         """One pass: ``fn(x, w, offset, *args)`` on every chunk, summed by a tree on the active scheduler up to
         :data:`SPLIT_EVERY` partial sums, which this process adds: on a cluster, a last sum task would wait
         for the others' results to reach its worker, then send its own here (bench/RESULTS.md)."""
-        return _sum(dask.compute(*self._pass_sums(fn, args, SPLIT_EVERY)))
+        parts = dask.compute(*self._pass_sums(fn, args, SPLIT_EVERY))
+        return _sum(parts) if self._groups is None else _tree_total(parts, self.n_chunks)
 
     def pass_graph(self, fn: Callable[..., S], *args: Any) -> Delayed:
         """One pass's graph, its root the whole sum (:meth:`_pass_sums`)."""
@@ -171,15 +217,19 @@ class ChunkedData:
         if self._groups is None:
             for i, (x, w, off) in enumerate(zip(self._x, weights, self.offsets)):
                 layer[(name, 0, i)] = Task((name, 0, i), _run_chunk, fn, TaskRef(x.key), w, off, shared)
-        else:
+        else:  # each group sums what it can in the tree's order; the rest is summed in this process (map_reduce)
             for g, group in enumerate(self._groups):
                 xs = List(*[TaskRef(self._x[i].key) for i in group])
                 ws = List(*[weights[i] for i in group]) if self._w else None
                 offsets = [self.offsets[i] for i in group]
-                layer[(name, 0, g)] = Task((name, 0, g), _run_chunks, fn, xs, ws, offsets, shared)
+                layer[(name, 0, g)] = Task((name, 0, g), _run_group, fn, xs, ws, offsets, shared, group, self.n_chunks)
+            if top == 1:
+                refs = List(*[TaskRef((name, 0, g)) for g in range(len(self._groups))])
+                layer[(name, "total")] = Task((name, "total"), _tree_total, refs, self.n_chunks)
+                return _summed(name, layer, [(name, "total")], self._x[:1] + self._w[:1])
         # every chunk's key is in the one graph of the first chunk (and of the first weights)
         tasks = [(name, 0, i) for i in range(len(self._groups or self._x))]
-        return _summed(name, layer, tasks, self._x[:1] + self._w[:1], top=top)
+        return _summed(name, layer, tasks, self._x[:1] + self._w[:1], top=len(tasks) if self._groups else top)
 
 
 class InMemoryData:

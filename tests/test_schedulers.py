@@ -207,7 +207,32 @@ def test_cached_chunks_lie_in_one_run_per_worker_beside_their_weights(distribute
     np.testing.assert_allclose(total.counts, whole.counts, rtol=1e-12)
     np.testing.assert_allclose(total.sums, whole.sums, rtol=1e-12, atol=1e-9)
     assert total.inertia == pytest.approx(whole.inertia, rel=1e-12)
+    one_a_chunk = ChunkedData(da.from_array(x, chunks=(500, 3)), da.from_array(w, chunks=500), cache=False)
+    with dask.config.set(scheduler="sync"):  # the same additions in the same order: the same bits
+        alone = one_a_chunk.map_reduce(KMeansModel(4).e_step, centres)
+    assert (total.inertia, total.sums.tolist()) == (alone.inertia, alone.sums.tolist())
 
     cached = da.from_array(x, chunks=(500, 3)).persist()
     again = ChunkedData(cached, cache=True)
     assert again.X.__dask_keys__() == cached.__dask_keys__()
+
+
+def test_a_pass_adds_in_one_order_however_its_chunks_are_grouped():
+    """Which chunks a task takes together depends on where the cluster keeps them, which changes from fit to fit:
+    the groups' partial sums must still add up with every addition in the order of the tree over single chunks,
+    so a fit gives the same bits however its chunks lie (70 chunks: a tree of three levels)."""
+    from emdask.engine import _subtrees, _tree_total, tree_sum
+    from emdask.kmeans import KMeansModel
+
+    rng = np.random.default_rng(3)
+    x, centres = rng.normal(size=(7_000, 3)) * 1e3, rng.normal(size=(6, 3)) * 1e3
+    model = KMeansModel(6)
+    leaves = [model.e_step(x[i * 100:(i + 1) * 100], None, i * 100, centres) for i in range(70)]
+    (reference,) = dask.compute(tree_sum([dask.delayed(leaf) for leaf in leaves]), scheduler="sync")
+    order = rng.permutation(70)
+    groupings = [[list(range(70))], [list(range(0, 37)), list(range(37, 70))], [[i] for i in range(70)],
+                 [sorted(part) for part in np.array_split(order, 5)], [list(range(0, 70, 2)), list(range(1, 70, 2))]]
+    for groups in groupings:
+        parts = [_subtrees({i: leaves[i] for i in group}, 70) for group in groups]
+        total = _tree_total(parts, 70)
+        assert (total.inertia, total.sums.tolist()) == (reference.inertia, reference.sums.tolist()), groups
