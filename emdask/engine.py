@@ -200,8 +200,9 @@ class ChunkedData:
     def _pass_sums(self, fn: Callable[..., S], args: tuple, top: int) -> list[Delayed]:
         """The tasks of one pass, their sum not yet computed: one graph layer over the chunks' keys, not a
         ``dask.delayed`` call per chunk, which merges graphs each time (bench/pass_overhead.py).
-        A task a chunk, or on a cluster that holds the chunks, a task a group of them
-        (:func:`emdask.runtime.groups_by_worker`).
+        A task a chunk, summed by tasks up to a level of at most ``top`` sums, which are returned; or
+        on a cluster that holds the chunks, a task a group of them (:func:`emdask.runtime.groups_by_worker`),
+        whose results are returned, or with ``top`` 1 one task of their total (:func:`_tree_total`).
 
         Arguments up to :data:`EMBED_BYTES` travel inside each chunk task; larger ones are one
         task of their own, whose result the chunk tasks share (on a cluster, the worker that ran
