@@ -171,7 +171,8 @@ def lloyd_chunk(
         else:
             _load_block(x, start, m, d, origin, x64, xs, narrow)
         best[:] = np.inf
-        second[:] = np.inf
+        if narrow:  # float64 lanes' first minimum is exact: no runner-up
+            second[:] = np.inf
         label[:] = 0
         groups = kp
         if kp > _FEW_CENTRES and pause > 0:
@@ -343,18 +344,18 @@ def _join_block(
 
     Pixels in image order mostly share one or two labels a block: where an RGB block has at
     most :data:`_MASKED_LABELS` (K <= 64), each label's rows are summed in one masked pass that
-    vectorises (:func:`_masked_join`; ``weights`` (B,) is scratch for it).  Else each row joins
-    its cluster in turn (:func:`_join`), in a loop for unit weights (``w`` empty) and one for
-    weights ``w[start:]``: a test of the weights inside the loop would be paid on every row.
-    ``codes`` (uint64, B) is scratch for the labels as integers.
+    vectorises (:func:`_masked_join`).  Else each row joins its cluster in turn (:func:`_join`),
+    in a loop for unit weights (``w`` empty) and one for weights: a test of the weights inside
+    the loop would be paid on every row.  ``codes`` (uint64, B) and ``weights`` (B,) are scratch
+    for the labels as integers and the block's weights.
     """
     for i in range(m):  # converted in a loop that vectorises; unsigned, so indexing needs no negative-index test
         codes[i] = np.uint64(label[i])
+    if w.shape[0]:  # rows past the block's end are never selected: their weights need not be zeroed
+        weights[:m] = w[start:start + m]
     used = _few_labels(codes, m) if d == 3 and k <= 64 else np.uint64(0)
     if used:
         codes[m:] = _NO_LABEL
-        if w.shape[0]:  # rows past the block's end are never selected: their weights need not be zeroed
-            weights[:m] = w[start:start + m]
         while used:
             low = used & (~used + np.uint64(1))
             used ^= low
@@ -367,7 +368,6 @@ def _join_block(
         for i in range(m):
             _join(part, i % _LANES, codes[i], x64, xs, i, 1.0, d, narrow)
     else:
-        weights = w[start:start + m]
         for i in range(m):
             _join(part, i % _LANES, codes[i], x64, xs, i, weights[i], d, narrow)
 
