@@ -224,13 +224,13 @@ class ChunkedData:
                 ws = List(*[weights[i] for i in group]) if self._w else None
                 offsets = [self.offsets[i] for i in group]
                 layer[(name, 0, g)] = Task((name, 0, g), _run_group, fn, xs, ws, offsets, shared, group, self.n_chunks)
+            groups: list[tuple] = [(name, 0, g) for g in range(len(self._groups))]
             if top == 1:
-                refs = List(*[TaskRef((name, 0, g)) for g in range(len(self._groups))])
-                layer[(name, "total")] = Task((name, "total"), _tree_total, refs, self.n_chunks)
-                return _summed(name, layer, [(name, "total")], self._x[:1] + self._w[:1])
+                layer[(name, "total")] = Task((name, "total"), _tree_total, List(*map(TaskRef, groups)), self.n_chunks)
+                groups = [(name, "total")]
+            return _summed(name, layer, groups, self._x[:1] + self._w[:1], top=len(groups))  # no sum tasks
         # every chunk's key is in the one graph of the first chunk (and of the first weights)
-        tasks = [(name, 0, i) for i in range(len(self._groups or self._x))]
-        return _summed(name, layer, tasks, self._x[:1] + self._w[:1], top=len(tasks) if self._groups else top)
+        return _summed(name, layer, [(name, 0, i) for i in range(self.n_chunks)], self._x[:1] + self._w[:1], top=top)
 
 
 class InMemoryData:
