@@ -41,7 +41,7 @@ from emdask._random import row_uniforms
 from emdask._stats import Moments, Stats, TopK
 from emdask._validation import check_finite_chunk
 from emdask.errors import InputError
-from emdask.runtime import groups_by_worker, memory_budget, one_blas_thread, persist_spread
+from emdask.runtime import active_client, groups_by_worker, memory_budget, one_blas_thread, persist_spread
 
 logger = logging.getLogger("emdask")
 
@@ -181,6 +181,8 @@ class ChunkedData:
         self.weights = weights
         #: on a cluster, the cached chunks a pass's task takes together (groups_by_worker); else one task a chunk
         self._groups = groups_by_worker(X) if self.cached else None
+        #: the last pass's futures on a cluster, held until the next pass's graph has gone out (:meth:`_compute`)
+        self._last_pass: list[Any] = []
 
     @property
     def n_chunks(self) -> int:
@@ -190,8 +192,23 @@ class ChunkedData:
         """One pass: ``fn(x, w, offset, *args)`` on every chunk, summed by a tree on the active scheduler up to
         :data:`SPLIT_EVERY` partial sums, which this process adds: on a cluster, a last sum task would wait
         for the others' results to reach its worker, then send its own here (bench/RESULTS.md)."""
-        parts = dask.compute(*self._pass_sums(fn, args, SPLIT_EVERY))
+        parts = self._compute(self._pass_sums(fn, args, SPLIT_EVERY))
         return _sum(parts) if self._groups is None else _tree_total(parts, self.n_chunks)
+
+    def _compute(self, tasks: list[Delayed]) -> list[Any]:
+        """The results of ``tasks`` on the active scheduler.
+
+        On a cluster, the previous pass's futures are released only after this pass's graph has
+        gone out.  A client sends its messages to the scheduler at most every 10 ms, so a release
+        sent just before the next graph would hold that graph back for the rest of the interval
+        (bench/RESULTS.md).
+        """
+        client = active_client()
+        if client is None:
+            return list(dask.compute(*tasks))
+        futures = client.compute(tasks)
+        self._last_pass = futures
+        return client.gather(futures)
 
     def pass_graph(self, fn: Callable[..., S], *args: Any) -> Delayed:
         """One pass's graph, its root the whole sum (:meth:`_pass_sums`)."""

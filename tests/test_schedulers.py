@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import dask
 import dask.array as da
 import numpy as np
 import pytest
 from conftest import photo_pixels
+from distributed.diagnostics.plugin import SchedulerPlugin
 from processes import ROOT
 
 import emdask
@@ -236,3 +238,61 @@ def test_a_pass_adds_in_one_order_however_its_chunks_are_grouped():
         parts = [_subtrees({i: leaves[i] for i in group}, 70) for group in groups]
         total = _tree_total(parts, 70)
         assert (total.inertia, total.sums.tolist()) == (reference.inertia, reference.sums.tolist()), groups
+
+
+class _GraphsAndReleases(SchedulerPlugin):
+    """A scheduler plugin that records, in the scheduler's order, each graph's arrival and each result's release."""
+
+    name = "emdask-test-graphs-and-releases"
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def update_graph(self, scheduler, *, keys, **kwargs) -> None:
+        self.events += [("graph", _key_name(key)) for key in sorted(keys, key=str)]
+
+    def transition(self, key, start, finish, *args, **kwargs) -> None:
+        if start == "memory":
+            self.events.append(("released", _key_name(key)))
+
+
+def _key_name(key) -> str:
+    return key[0] if isinstance(key, tuple) else key
+
+
+def test_a_pass_on_a_cluster_sends_its_graph_before_releasing_the_last_pass(distributed_client):
+    """A client sends its messages to the scheduler at most every 10 ms: releasing the last pass's results just
+    before sending the next pass's graph held that graph back by up to 10 ms, each pass.  Each pass's graph
+    reaches the scheduler before the last pass's results are released, and they are released before the one
+    after (no more than one pass's results held), or when the data is dropped."""
+    from emdask.engine import ChunkedData
+    from emdask.kmeans import KMeansModel
+
+    plugin = _GraphsAndReleases()
+    distributed_client.register_plugin(plugin, name=plugin.name)
+    try:
+        rng = np.random.default_rng(4)
+        data = ChunkedData(da.from_array(rng.normal(size=(2_000, 3)), chunks=(250, 3)), cache=True)
+        centres = rng.normal(size=(4, 3))
+        for _ in range(4):
+            data.map_reduce(KMeansModel(4).e_step, centres)
+        del data  # the last pass's results too
+
+        def events(dask_scheduler) -> list[tuple[str, str]]:
+            return list(dask_scheduler.plugins[plugin.name].events)
+
+        passes = list(dict.fromkeys(name for kind, name in distributed_client.run_on_scheduler(events)
+                                    if kind == "graph" and name.startswith("e_step")))
+        assert len(passes) == 4
+        for _ in range(100):  # a release reaches the scheduler up to 10 ms after it is made
+            seen = distributed_client.run_on_scheduler(events)
+            if all(("released", name) in seen for name in passes):
+                break
+            time.sleep(0.05)
+        assert all(("released", name) in seen for name in passes)
+        for last, this, following in zip(passes, passes[1:], passes[2:] + [None]):
+            released = seen.index(("released", last))
+            assert seen.index(("graph", this)) < released, (last, this)
+            assert following is None or released < seen.index(("graph", following)), (last, following)
+    finally:
+        distributed_client.unregister_scheduler_plugin(plugin.name)
