@@ -249,7 +249,7 @@ class _GraphsAndReleases(SchedulerPlugin):
         self.events: list[tuple[str, str]] = []
 
     def update_graph(self, scheduler, *, keys, **kwargs) -> None:
-        self.events += [("graph", _key_name(key)) for key in sorted(keys, key=str)]
+        self.events += [("graph", _key_name(key)) for key in keys]
 
     def transition(self, key, start, finish, *args, **kwargs) -> None:
         if start == "memory":
