@@ -11,10 +11,10 @@ export PREFECT_LOGGING_EXTRA_LOGGERS ?= emdask
 
 .PHONY: demo test bench typecheck clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[flows,test,bench]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[flows,test,bench]"
 	touch $@
 
 demo: $(VENV)/.installed
