@@ -22,6 +22,8 @@ diagonal kernel is several times faster than the blocked NumPy path and the full
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 import numba
 import numba.extending
@@ -53,6 +55,23 @@ _FEW_CENTRES = 8
 _MASKED_LABELS = 4
 #: The label of no cluster: rows past a block's end.
 _NO_LABEL = np.uint64(2**63)
+
+
+def _prefer_512_bit_vectors(typingctx: object) -> tuple[object, object]:
+    """Marks the calling kernel for 512-bit SIMD vectors where the CPU has them (clang's ``-mprefer-vector-width``).
+
+    LLVM vectorises for 256-bit registers on Intel's AVX-512 chips by default, a guard against the frequency drop
+    of their first generations; these kernels' loops run twice the lanes a cycle in 512-bit registers
+    (bench/RESULTS.md).  llvmlite knows no string attributes, hence the set's own ``add``.
+    """
+    def codegen(context: object, builder: object, signature: object, args: object) -> object:
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')  # type: ignore[attr-defined]
+        return context.get_dummy_value()  # type: ignore[attr-defined]
+    return numba.types.none(), codegen
+
+
+#: Called first in a kernel, compiled into it: :func:`_prefer_512_bit_vectors` (typed as compiled code calls it).
+_wide_vectors = cast(Callable[[], None], numba.extending.intrinsic(_prefer_512_bit_vectors))
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -118,6 +137,7 @@ def lloyd_chunk(
     ``far``, the list of candidates :func:`_gather_far` fills (row numbers count from ``offset``), with
     no per-row output.
     """
+    _wide_vectors()
     n, d = x.shape
     k = centres_t.shape[1]
     narrow = _float32_lanes(lanes)
@@ -391,6 +411,7 @@ def _masked_join(total: np.ndarray, f: np.uint64, codes: np.ndarray, rows: np.nd
     """The RGB rows of the block labelled ``f`` (``rows`` (3, B) in float64; ``w`` (B,) their weights, or empty) add
     their weight and weighted sum into ``total`` (4,), in one pass over the block that vectorises (its sums
     reassociated).  Rows past the block's end carry a label no cluster has."""
+    _wide_vectors()
     c = s0 = s1 = s2 = 0.0
     r0, r1, r2 = rows[0], rows[1], rows[2]
     for i in range(codes.shape[0]):
@@ -433,6 +454,7 @@ def _relabel_unsure(
     label: np.ndarray, relative: float, absolute: float,
 ) -> None:
     """Rows whose float32 nearest and runner-up are within float32's error bound: labelled from exact distances."""
+    _wide_vectors()
     flagged = False
     for i in range(m):  # vectorised: most blocks have no such row
         flagged |= _unsure(best[i], second[i], relative, absolute)
@@ -560,6 +582,7 @@ def column_moments(flat: np.ndarray, d: int) -> tuple[float, np.ndarray, np.ndar
     entry ``t`` holding column ``t % d``: a loop the compiler vectorises, where one over a row's
     few columns is a chain of dependent additions.
     """
+    _wide_vectors()
     n = flat.shape[0] // d if d else 0
     width = _MOMENT_GROUP * d
     mean, m2 = np.zeros(d), np.zeros(d)
@@ -608,6 +631,7 @@ def centred_into(x: np.ndarray, origin: np.ndarray, out: np.ndarray) -> float:
 
     The running maxima are kept per column, so the loop over columns vectorises.
     """
+    _wide_vectors()
     top = np.zeros(x.shape[1], out.dtype)
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
@@ -624,6 +648,7 @@ def first_argmin(half_norms: np.ndarray, scores: np.ndarray, labels: np.ndarray)
     The difference is rounded to the scores' precision.  Selects instead of branches, so the loop
     over ``i`` vectorises (fastest with int32 ``labels`` for float32 scores: equal lane widths).
     """
+    _wide_vectors()
     k, n = scores.shape
     best = half_norms[0] - scores[0]
     labels[:] = 0
@@ -648,6 +673,7 @@ def first_argmin_rows(half_norms: np.ndarray, scores: np.ndarray, labels: np.nda
     first minimum and each row's search is one integer minimum the compiler vectorises.  A NaN
     difference (inf - inf: a centre too far for float32) counts as +inf, never the minimum.
     """
+    _wide_vectors()
     n, k = scores.shape
     for i in range(n):
         for c in range(k):
@@ -665,6 +691,7 @@ def first_argmin_rows(half_norms: np.ndarray, scores: np.ndarray, labels: np.nda
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})
 def labelled_dist2(x: np.ndarray, labels: np.ndarray, centres: np.ndarray, dist2: np.ndarray) -> None:
     """``dist2[i]`` = the exact squared distance (float64, from the residual) of row ``i`` to its centre."""
+    _wide_vectors()
     for i in range(x.shape[0]):
         dist2[i] = _residual_dist2(x, i, centres, labels[i])
 
@@ -694,6 +721,7 @@ def join_labelled(
     """Rows ``start ..`` of a chunk (``x`` holds them, ``w`` all the chunk's weights or empty) join their labelled
     clusters: float64 counts and sums, the exact distance to the centre, the inertia,
     and the far rows as :func:`lloyd_chunk` keeps them; returns the inertia."""
+    _wide_vectors()
     n, d = x.shape
     dist2 = np.empty(n)
     inertia = 0.0
@@ -738,6 +766,7 @@ def _exp_nonpositive(v: np.ndarray, out: np.ndarray, bits: np.ndarray) -> None:
     bits of 2^n (``bits``, int64 scratch) are plain arithmetic, which vectorises where a call
     to the C library's ``exp`` cannot.
     """
+    _wide_vectors()
     scale = bits.view(np.float64)
     for i in range(v.shape[0]):
         x = max(v[i], _EXP_FLOOR)
@@ -765,6 +794,7 @@ def _log_at_least_one(z: np.ndarray, out: np.ndarray, bits: np.ndarray) -> None:
     z = 2^e m with m in [sqrt(2)/2, sqrt(2)): e ln 2 + 2 atanh((m - 1) / (m + 1)) by its series; the
     exponent and mantissa are bit fields (``bits``, int64 scratch), so nothing calls the C library.
     """
+    _wide_vectors()
     zbits = z.view(np.int64)
     mantissa = bits.view(np.float64)
     for i in range(z.shape[0]):
@@ -788,6 +818,7 @@ def _responsibilities(logp: np.ndarray, w: np.ndarray, start: int, m: int, scrat
     """``logp`` (K, B), log(pi_k N(x | k)) of a block's rows, becomes their weighted responsibilities in place
     (log-sum-exp over the components, across rows in the lanes); returns the first ``m`` rows' weighted
     log-likelihood.  ``scratch`` (4, B) float64."""
+    _wide_vectors()
     k, b = logp.shape
     top, z, v = scratch[0], scratch[1], scratch[2]
     bits = scratch[3].view(np.int64)
@@ -836,6 +867,7 @@ def gaussian_diag_chunk(
     but the exponentials runs across rows in the SIMD lanes and the sums over a block's rows are
     vector reductions (``reassoc``: their order is the machine's, each term float64).
     """
+    _wide_vectors()
     n, d = x.shape
     k = means.shape[0]
     block = _block_rows(n)
@@ -896,6 +928,7 @@ def gaussian_full_chunk(
     ``w r y`` and ``w r y y^T`` (its lower triangle summed, then mirrored).  ``w`` empty: unit weights.
     Blocks of :data:`GAUSSIAN_BLOCK` rows, features first, as :func:`gaussian_diag_chunk`.
     """
+    _wide_vectors()
     n, d = x.shape
     k = means.shape[0]
     block = _block_rows(n)

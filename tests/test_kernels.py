@@ -265,3 +265,15 @@ def test_vectorised_log_is_numpys_within_two_ulp_and_nan_below_one():
     below = np.array([np.nextafter(1.0, 0.0), 0.5, 0.0, -1.0, np.nan, np.inf])
     _log_at_least_one(below, out[: len(below)], bits[: len(below)])
     assert np.isnan(out[: len(below)]).all()
+
+
+def test_kernels_ask_llvm_for_512_bit_vectors():
+    """LLVM's Intel tuning keeps 256-bit vectors unless a function asks for more (bench/RESULTS.md)."""
+    import numba
+
+    from emdask._kernels import first_argmin_rows
+
+    compiled = numba.njit(first_argmin_rows.py_func)  # a fresh compile: a cached kernel keeps no IR
+    compiled(np.zeros(4, np.float32), np.zeros((8, 4), np.float32), np.empty(8, np.int32))
+    (ir,) = compiled.inspect_llvm().values()
+    assert '"prefer-vector-width"="512"' in ir
