@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 
 def _best(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -40,7 +40,14 @@ def floor_seconds(flops: float, n_bytes: float, gflops: float, gbps: float) -> f
     return max(flops / (gflops * 1e9), n_bytes / (gbps * 1e9))
 
 
+def blas_kernels() -> str:
+    """NumPy's BLAS and the kernels it runs (OpenBLAS picks them by CPU, or as ``OPENBLAS_CORETYPE`` says)."""
+    libraries = [f"{i['internal_api']} {i.get('architecture') or ''}".strip() for i in threadpool_info()
+                 if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+    return ", ".join(libraries) or "unknown"
+
+
 def measure() -> tuple[float, float]:
     gflops, gbps = gemm_gflops(), read_gbps()
-    print(f"machine limits: float32 GEMM {gflops:.0f} GFLOP/s, memory read {gbps:.1f} GB/s")
+    print(f"machine limits: float32 GEMM {gflops:.0f} GFLOP/s ({blas_kernels()} kernels), memory read {gbps:.1f} GB/s")
     return gflops, gbps
