@@ -133,6 +133,21 @@ def test_float32_lanes_give_the_float64_labels_where_float32_cannot_tell_the_cen
     assert 0 < counts[0] < len(x)  # both near centres win some rows
 
 
+@pytest.mark.parametrize("side", [-1.0, 1.0])
+def test_float32_lanes_keep_the_farthest_rows_where_float32_cannot_tell_their_distances_apart(side):
+    """Rows moving away from a centre a float32 spacing at a time, among 98 far centres that move the float32
+    origin away: thousands of rows in a row share one float32 distance, off the exact one by the centre's rounding,
+    and the farthest rows are the last ones."""
+    near = np.array([0.1, 0.2])
+    start = np.float32(near[0] + side * 0.5)
+    steps = start + side * np.arange(20_000) * np.spacing(abs(start))
+    x = np.stack([steps, np.full(len(steps), near[1])], axis=1).astype(np.float32)
+    far = np.stack([np.linspace(1e5, 2e5, 98), np.zeros(98)], axis=1)
+    centres = np.concatenate([[near], far])
+    assert kmeans.float32_lanes(x.dtype, len(centres), 2) and np.all(np.diff(x[:, 0]) * side > 0)
+    assert_farthest(KMeansModel(len(centres)).e_step(x, None, 0, centres).far, x, np.ones(len(x)), centres)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float64])
 def test_fused_and_matrix_product_paths_agree_on_pixels(dtype, monkeypatch):
     from skimage import data
