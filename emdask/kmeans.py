@@ -88,15 +88,18 @@ class KMeansModel:
         return float(((new - old) ** 2).sum())
 
 
-#: The fused kernel computes in float32 lanes once centres x features reaches this: checking the labels costs a
-#: fixed time a row, the narrower lanes save time per centre and feature (bench/RESULTS.md).
+#: Up to this many features the fused kernel always computes in float32 lanes: they hold twice the rows, and
+#: their fixed costs a row (the float64 copy of the rows, the check of the labels) are small (bench/RESULTS.md).
+FLOAT32_FEATURES = 8
+#: With more features, float32 lanes once centres x features reaches this: those fixed costs grow with the
+#: features, the time the narrower lanes save with centres x features.
 FLOAT32_WORK = 192
 
 
 def float32_lanes(dtype: np.dtype, k: int, d: int) -> bool:
     """Whether the fused kernel assigns rows of ``dtype`` with ``d`` features to ``k`` centres in float32 lanes:
     where float32 holds the data exactly and the distances are work enough."""
-    return _exact_in_float32(dtype) and k * d >= FLOAT32_WORK
+    return _exact_in_float32(dtype) and (d <= FLOAT32_FEATURES or k * d >= FLOAT32_WORK)
 
 
 #: Rows per call of the fused kernel for input types it is not compiled for, converted a block at a time.

@@ -44,8 +44,9 @@ def assert_farthest(
     st.booleans(),
 )
 def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
-    """Every kind of dtype, in float64 lanes (few centres, or data float32 cannot hold) and float32 lanes (uint8,
-    float32 and bool with centres x features >= FLOAT32_WORK); small integers, so exact ties are everywhere."""
+    """Every kind of dtype, in float64 lanes (many features and few centres, or data float32 cannot hold) and
+    float32 lanes (uint8, float32 and bool with up to FLOAT32_FEATURES features or centres x features >=
+    FLOAT32_WORK); small integers, so exact ties are everywhere."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many exact ties
     centres = rng.integers(0, 4, (k, d)).astype(np.float64)
