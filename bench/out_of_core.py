@@ -46,9 +46,9 @@ def run(args: argparse.Namespace, limits: tuple[float, float]) -> None:
     ) as cluster, Client(cluster):
         path = str(Path(tmp) / "big.zarr")
         centres = np.random.default_rng(0).normal(scale=4, size=(8, d)).astype(np.float32)
-        rng = da.random.RandomState(0)
-        X = rng.normal(size=(rows, d), chunks=(chunk_rows, d)).astype(np.float32)
-        X = X + da.from_array(centres)[rng.randint(0, 8, size=rows, chunks=chunk_rows)]
+        rng = da.random.default_rng(0)  # drawn in float32: no float64 chunk on workers near their memory limit
+        X = rng.standard_normal(size=(rows, d), dtype=np.float32, chunks=(chunk_rows, d))
+        X = X + da.from_array(centres)[rng.integers(0, 8, size=rows, chunks=chunk_rows)]
         t0 = time.perf_counter()
         X.to_zarr(path)
         written = time.perf_counter() - t0
