@@ -131,14 +131,14 @@ def lloyd_chunk(
     exactly: twice the rows per instruction) compute them about the centres' mean and keep the
     runner-up too; where the two are closer than the bound on float32's error the row is
     assigned again from exact float64 distances, so the labels are those of float64 arithmetic.
-    Either way each row's distance to its centre, the counts, sums and inertia are float64; in
-    float32 lanes the rows' float64 squared distances to their centres are summed as they join
-    their clusters, with no per-row pass of its own.
+    Either way each row's distance to its centre, the counts, sums and inertia are float64: the
+    rows' float64 squared distances to their centres are summed as they join their clusters, with
+    no per-row pass of its own.
 
     The K rows farthest from their centres (positive weight; ties to the first row) are kept in
     ``far``, the list of candidates :func:`_gather_far` fills (row numbers count from ``offset``), with
-    no per-row output; float32 lanes compute a block's exact distances for it only where a row may
-    be farther than the list's bar (:func:`_may_be_farther`).
+    no per-row output; a block's exact distances are computed for it only where a row may be
+    farther than the list's bar (:func:`_may_be_farther`).
     """
     _wide_vectors()
     n, d = x.shape
@@ -166,7 +166,7 @@ def lloyd_chunk(
         radius2 = max(radius2, r)
     # |d32 - d| <= (dp + 7) u d + 2 u R^2 for every centre (R: the centres' largest distance to the origin), so
     # the float32 first minimum is the exact one when the runner-up is farther than twice that, with a margin of 2
-    relative, absolute = 2 * _U32 * (dp + 7), 8 * _U32 * radius2
+    relative, absolute = (2 * _U32 * (dp + 7), 8 * _U32 * radius2) if narrow else (0.0, 0.0)
     rows = RGB_ROW_BLOCK if dp == 3 else ROW_BLOCK  # many-feature loops run over ROW_BLOCK rows, a constant
     x64 = np.zeros((dp, rows)) if dp == 3 else np.zeros((rows, dp))  # RGB features first for the masked join
     xs = np.zeros((dp, rows), lanes.dtype)
@@ -177,8 +177,7 @@ def lloyd_chunk(
     codes = np.empty(rows, np.uint64)
     exact = np.zeros(rows)
     weights = np.zeros(rows)
-    inertia = np.zeros(rows)
-    # per interleaved lane and cluster: the weight, the weighted sum and (float32 lanes) the weighted squared distance
+    # per interleaved lane and cluster: the weight, the weighted sum and the weighted squared distance
     part = np.zeros((_LANES, k, d + 2))
     every = np.arange(kp).astype(lanes.dtype)  # each centre's label, in the lanes' type
     candidates = np.zeros((dp, kp), lanes.dtype)  # a block's candidate centres, four at a time, padded at infinity
@@ -250,25 +249,14 @@ def lloyd_chunk(
             _join_block(part, label, codes, x64, xs, w, start, m, 3, k, narrow, weights, exact_centres)
         else:
             _join_block(part, label, codes, x64, xs, w, start, m, d, k, narrow, weights, exact_centres)
-        if narrow:  # the exact distances only where one of the block's rows may join the farthest
-            if _may_be_farther(best, m, far[4][0], relative, absolute):
-                for i in range(m):
-                    exact[i] = _exact_dist2(x64, i, exact_centres, int(label[i]), dp)
-                _gather_far(exact, label, w, start, m, offset, far, k)
-        else:
+        if _may_be_farther(best, m, far[4][0], relative, absolute):  # the exact distances, rarely needed
             for i in range(m):
-                exact[i] = best[i]
+                exact[i] = _exact_dist2(x64, i, exact_centres, int(label[i]), dp) if narrow else best[i]
             _gather_far(exact, label, w, start, m, offset, far, k)
-            if w.shape[0] == 0:
-                for i in range(m):
-                    inertia[i] += exact[i]
-            else:
-                for i in range(m):
-                    inertia[i] += w[start + i] * exact[i]
     for lane in range(_LANES):
         counts += part[lane, :, 0]
         sums += part[lane, :, 1:d + 1]
-    return part[:, :, d + 1].sum() if narrow else inertia.sum()
+    return part[:, :, d + 1].sum()
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -399,9 +387,9 @@ def _join_block(
             used ^= low
             f = (np.float64(low).view(np.int64) >> 52) - 1023  # the set bit's number: exact for a power of two
             if narrow:  # the float64 rows: float32 lanes keep them in x64, float64 lanes' xs are them
-                _masked_join(part[0, f], np.uint64(f), codes, x64, weights if w.shape[0] else w, centres[f], True)
+                _masked_join(part[0, f], np.uint64(f), codes, x64, weights if w.shape[0] else w, centres[f])
             else:
-                _masked_join(part[0, f], np.uint64(f), codes, xs, weights if w.shape[0] else w, centres[f], False)
+                _masked_join(part[0, f], np.uint64(f), codes, xs, weights if w.shape[0] else w, centres[f])
     elif w.shape[0] == 0:
         for i in range(m):
             _join(part, i % _LANES, codes[i], x64, xs, i, 1.0, d, narrow, centres)
@@ -426,13 +414,11 @@ def _few_labels(codes: np.ndarray, m: int) -> np.uint64:
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
 def _masked_join(
-    total: np.ndarray, f: np.uint64, codes: np.ndarray, rows: np.ndarray, w: np.ndarray, centre: np.ndarray,
-    residuals: bool,
+    total: np.ndarray, f: np.uint64, codes: np.ndarray, rows: np.ndarray, w: np.ndarray, centre: np.ndarray
 ) -> None:
     """The RGB rows of the block labelled ``f`` (``rows`` (3, B) in float64; ``w`` (B,) their weights, or empty) add
-    their weight and weighted sum into ``total``, and with ``residuals`` their weighted squared distance to
-    ``centre`` (3,) into ``total[4]``, in one pass over the block that vectorises (its sums reassociated).  Rows past
-    the block's end carry a label no cluster has."""
+    their weight, weighted sum and weighted squared distance to ``centre`` (3,) into ``total`` (5,), in one pass over
+    the block that vectorises (its sums reassociated).  Rows past the block's end carry a label no cluster has."""
     _wide_vectors()
     c = s0 = s1 = s2 = e = 0.0
     r0, r1, r2 = rows[0], rows[1], rows[2]
@@ -443,15 +429,13 @@ def _masked_join(
         s0 += sel * r0[i]
         s1 += sel * r1[i]
         s2 += sel * r2[i]
-        if residuals:
-            t0, t1, t2 = r0[i] - c0, r1[i] - c1, r2[i] - c2
-            e += sel * (t0 * t0 + t1 * t1 + t2 * t2)
+        t0, t1, t2 = r0[i] - c0, r1[i] - c1, r2[i] - c2
+        e += sel * (t0 * t0 + t1 * t1 + t2 * t2)
     total[0] += c
     total[1] += s0
     total[2] += s1
     total[3] += s2
-    if residuals:
-        total[4] += e
+    total[4] += e
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -459,8 +443,8 @@ def _join(
     part: np.ndarray, lane: int, c: int, x64: np.ndarray, xs: np.ndarray, i: int, wi: float, d: int, narrow: bool,
     centres: np.ndarray,
 ) -> None:
-    """Row ``i`` of the block, weighted ``wi``, joins cluster ``c`` in ``part[lane]``: its weight, its sum and, in
-    float32 lanes (``narrow``), its weighted squared distance to ``centres[c]`` (float64, (K, >= d)).
+    """Row ``i`` of the block, weighted ``wi``, joins cluster ``c`` in ``part[lane]``: its weight, its sum and its
+    weighted squared distance to ``centres[c]`` (float64, (K, >= d)).
 
     One array for all: the count and the sums of a cluster share a cache line and an address.
     """
@@ -469,11 +453,9 @@ def _join(
     for j in range(d):
         v = (x64[j, i] if d == 3 else x64[i, j]) if narrow else np.float64(xs[j, i])
         part[lane, c, j + 1] += wi * v
-        if narrow:
-            t = v - centres[c, j]
-            e += t * t
-    if narrow:
-        part[lane, c, d + 1] += wi * e
+        t = v - centres[c, j]
+        e += t * t
+    part[lane, c, d + 1] += wi * e
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
