@@ -165,7 +165,8 @@ def lloyd_chunk(
             r += v * v
         radius2 = max(radius2, r)
     # |d32 - d| <= (dp + 7) u d + 2 u R^2 for every centre (R: the centres' largest distance to the origin), so
-    # the float32 first minimum is the exact one when the runner-up is farther than twice that, with a margin of 2
+    # the float32 first minimum is the exact one when the runner-up is farther than twice that, with a margin of 2;
+    # float64 lanes' distances are exact: no margin
     relative, absolute = (2 * _U32 * (dp + 7), 8 * _U32 * radius2) if narrow else (0.0, 0.0)
     rows = RGB_ROW_BLOCK if dp == 3 else ROW_BLOCK  # many-feature loops run over ROW_BLOCK rows, a constant
     x64 = np.zeros((dp, rows)) if dp == 3 else np.zeros((rows, dp))  # RGB features first for the masked join
@@ -242,9 +243,8 @@ def lloyd_chunk(
                         a, b = acc[i], best[i]
                         best[i] = min(a, b)
                         label[i] = fc if a < b else label[i]
-        if narrow:
-            if k > 1:
-                _relabel_unsure(x64, m, exact_centres, dp, best, second, label, relative, absolute)
+        if narrow and k > 1:
+            _relabel_unsure(x64, m, exact_centres, dp, best, second, label, relative, absolute)
         if d == 3:  # the same with the feature loop unrolled
             _join_block(part, label, codes, x64, xs, w, start, m, 3, k, narrow, weights, exact_centres)
         else:
@@ -261,9 +261,10 @@ def lloyd_chunk(
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _may_be_farther(best: np.ndarray, m: int, bar: float, relative: float, absolute: float) -> bool:
-    """Whether a row of the block, whose float32 nearest distances are ``best[:m]``, may lie farther than ``bar`` from
-    its centre: ``(best + absolute) * (1 + relative)`` bounds the exact distance (the bound :func:`_unsure` uses;
-    a row labelled again from exact distances is no farther than that).  One vectorised test a block."""
+    """Whether a row of the block, whose nearest distances in the lanes' type are ``best[:m]``, may lie farther than
+    ``bar`` from its centre: ``(best + absolute) * (1 + relative)`` bounds the exact distance (in float32 lanes the
+    bound :func:`_unsure` uses, and a row labelled again from exact distances is no farther than that; 0 and 0 in
+    float64 lanes).  One vectorised test a block."""
     farther = False
     for i in range(m):
         farther |= not (np.float64(best[i]) + absolute) * (1 + relative) <= bar  # a NaN may be
