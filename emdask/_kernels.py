@@ -29,7 +29,8 @@ import numba
 import numba.extending
 import numpy as np
 
-#: The fused K-means and full-covariance kernels are used up to this many features; above, BLAS wins (bench/).
+#: The fused K-means and full-covariance kernels are used up to this many features (K-means on data float32 holds
+#: exactly: fewer, ``kmeans.fused``); above, BLAS wins (bench/).
 MAX_FEATURES = 16
 
 

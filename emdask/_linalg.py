@@ -15,14 +15,20 @@ BLOCK_ENTRIES = 2**17
 _FLOAT32_SCALES = (1e-15, 1e15)
 
 
-def centred(x: np.ndarray, origin: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``x - origin`` in float32 for float32 data whose squares fit float32's range, else in float64.
+def exact_in_float32(dtype: np.dtype) -> bool:
+    """Whether float32 holds every value of ``dtype``: float32 itself, booleans and integers of up to 16 bits."""
+    return dtype == np.float32 or (dtype.kind in "biu" and dtype.itemsize <= 2)
 
-    Ints, bools and float64 are computed in float64; so are float32 values so large (1e30) or so
-    small (1e-30) that their squared distances would be inf or 0 in float32.  ``out``, a float32
+
+def centred(x: np.ndarray, origin: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x - origin`` in float32 for data float32 holds exactly (:func:`exact_in_float32`) whose squares fit float32's
+    range, else in float64.
+
+    Wider integers and float64 are computed in float64; so are float32 values so large (1e30) or
+    so small (1e-30) that their squared distances would be inf or 0 in float32.  ``out``, a float32
     buffer of at least ``x``'s shape, saves the allocation.
     """
-    if x.dtype == np.float32:
+    if exact_in_float32(x.dtype):
         xs = np.empty(x.shape, np.float32) if out is None else out[: len(x)]
         scale = float(centred_into(x, origin.astype(np.float32), xs))
         if scale == 0.0 or _FLOAT32_SCALES[0] < scale < _FLOAT32_SCALES[1]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emdask._kernels import MAX_FEATURES, FarList, join_labelled, lloyd_chunk
-from emdask._linalg import nearest_labels
+from emdask._linalg import exact_in_float32, nearest_labels
 from emdask._stats import Stats, TopK
 from emdask.engine import StopOn
 
@@ -46,14 +46,14 @@ class KMeansModel:
     def e_step(self, x: np.ndarray, w: np.ndarray | None, offset: int, centres: np.ndarray) -> KMeansStats:
         """Assign the chunk's rows to their nearest centre and sum what the M-step needs.
 
-        Few features: one fused compiled pass (``_kernels.lloyd_chunk``) that keeps no per-row
-        output, the farthest rows among them; many: distances as matrix products in cache-sized
-        blocks, each finished by compiled passes (``_kernels``).
+        Few features (:func:`fused`): one fused compiled pass (``_kernels.lloyd_chunk``) that keeps
+        no per-row output, the farthest rows among them; more: distances as matrix products in
+        cache-sized blocks, each finished by compiled passes (``_kernels``).
         """
         k, d = self.n_clusters, x.shape[1]
         counts, sums = np.zeros(k), np.zeros((k, d))
         weights = np.empty(0) if w is None else np.asarray(w, dtype=np.float64)  # empty: unit weights
-        if d <= MAX_FEATURES:
+        if fused(x.dtype, d):
             inertia, far = _fused(x, weights, offset, centres, counts, sums)
             return KMeansStats(counts, sums, inertia, far)
         candidates = _FarRows(k)
@@ -88,18 +88,16 @@ class KMeansModel:
         return float(((new - old) ** 2).sum())
 
 
-#: Up to this many features the fused kernel always computes in float32 lanes: they hold twice the rows, and
-#: their fixed costs a row (the float64 copy of the rows, the check of the labels) are small (bench/RESULTS.md).
+#: Data float32 holds exactly takes the fused kernel up to this many features, in float32 lanes (twice the rows
+#: an instruction); with more, float32 matrix products are faster (bench/RESULTS.md).
 FLOAT32_FEATURES = 8
-#: With more features, float32 lanes once centres x features reaches this: those fixed costs grow with the
-#: features, the time the narrower lanes save with centres x features.
-FLOAT32_WORK = 192
 
 
-def float32_lanes(dtype: np.dtype, k: int, d: int) -> bool:
-    """Whether the fused kernel assigns rows of ``dtype`` with ``d`` features to ``k`` centres in float32 lanes:
-    where float32 holds the data exactly and the distances are work enough."""
-    return _exact_in_float32(dtype) and (d <= FLOAT32_FEATURES or k * d >= FLOAT32_WORK)
+def fused(dtype: np.dtype, d: int) -> bool:
+    """Whether the E-step on rows of ``dtype`` with ``d`` features is the fused kernel rather than matrix products:
+    up to :data:`FLOAT32_FEATURES` features for data float32 holds exactly, up to ``MAX_FEATURES`` for the rest
+    (whose products are float64)."""
+    return d <= MAX_FEATURES and (d <= FLOAT32_FEATURES or not exact_in_float32(dtype))
 
 
 #: Rows per call of the fused kernel for input types it is not compiled for, converted a block at a time.
@@ -112,13 +110,13 @@ def _fused(
     """The inertia and farthest rows of the chunk ``x`` (its first row is row ``offset``); counts and sums added
     in place.
 
-    ``w`` empty: unit weights; float32 lanes where :func:`float32_lanes` says so.
+    ``w`` empty: unit weights; float32 lanes for data float32 holds exactly.
     """
     k = len(centres)
     centres_t = np.ascontiguousarray(centres.T)
-    lanes = np.empty(0, np.float32 if float32_lanes(x.dtype, k, x.shape[1]) else np.float64)
+    lanes = np.empty(0, np.float32 if exact_in_float32(x.dtype) else np.float64)
     # the kernel is compiled for the common input types; other ones go to it a block at a time, converted exactly
-    convert = None if x.dtype in _COMPILED else (np.float32 if _exact_in_float32(x.dtype) else np.float64)
+    convert = None if x.dtype in _COMPILED else (np.float32 if exact_in_float32(x.dtype) else np.float64)
     step = len(x) if convert is None else FUSED_ROWS
     far = _FarRows(k)
     inertia = 0.0
@@ -155,7 +153,3 @@ class _FarRows:
 #: Input types the fused kernel is compiled for (each costs seconds of compiling, once per machine).
 _COMPILED = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
 
-
-def _exact_in_float32(dtype: np.dtype) -> bool:
-    """Whether float32 holds every value of ``dtype``: float32 itself, booleans and integers of up to 16 bits."""
-    return dtype == np.float32 or (dtype.kind in "biu" and dtype.itemsize <= 2)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from emdask import kmeans
@@ -44,9 +44,9 @@ def assert_farthest(
     st.booleans(),
 )
 def test_fused_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
-    """Every kind of dtype, in float64 lanes (many features and few centres, or data float32 cannot hold) and
-    float32 lanes (uint8, float32 and bool with up to FLOAT32_FEATURES features or centres x features >=
-    FLOAT32_WORK); small integers, so exact ties are everywhere."""
+    """Every kind of dtype the fused kernel takes, in float64 lanes (data float32 cannot hold) and float32 lanes
+    (uint8, float32 and bool); small integers, so exact ties are everywhere."""
+    assume(kmeans.fused(np.dtype(dtype), d))
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many exact ties
     centres = rng.integers(0, 4, (k, d)).astype(np.float64)
@@ -125,7 +125,7 @@ def test_float32_lanes_give_the_float64_labels_where_float32_cannot_tell_the_cen
     x = np.stack([first, np.full(len(first), offset)], axis=1).astype(np.float32)
     far = np.stack([np.linspace(1e5, 2e5, 98), np.full(98, offset)], axis=1)
     centres = np.concatenate([[[offset, offset], [offset + 1.00731, offset]], far])
-    assert kmeans.float32_lanes(x.dtype, len(centres), 2)
+    assert kmeans.fused(x.dtype, 2)
     stats = KMeansModel(len(centres)).e_step(x, None, 0, centres)
     labels, counts, sums, inertia = brute(x, np.ones(len(x)), centres)
     np.testing.assert_array_equal(stats.counts, counts)
@@ -145,7 +145,7 @@ def test_float32_lanes_keep_the_farthest_rows_where_float32_cannot_tell_their_di
     x = np.stack([steps, np.full(len(steps), near[1])], axis=1).astype(np.float32)
     far = np.stack([np.linspace(1e5, 2e5, 98), np.zeros(98)], axis=1)
     centres = np.concatenate([[near], far])
-    assert kmeans.float32_lanes(x.dtype, len(centres), 2) and np.all(np.diff(x[:, 0]) * side > 0)
+    assert kmeans.fused(x.dtype, 2) and np.all(np.diff(x[:, 0]) * side > 0)
     assert_farthest(KMeansModel(len(centres)).e_step(x, None, 0, centres).far, x, np.ones(len(x)), centres)
 
 
@@ -199,7 +199,7 @@ def test_fused_gaussian_estep_equals_the_plain_path(n, d, k, cov, dtype, seed, w
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.integers(0, 5000), st.integers(kmeans.MAX_FEATURES + 1, 48), st.integers(1, 70),
+    st.integers(0, 5000), st.integers(kmeans.FLOAT32_FEATURES + 1, 48), st.integers(1, 70),
     st.sampled_from([np.uint8, np.float32, np.float64]), st.integers(0, 2**31), st.booleans(),
 )
 def test_matrix_product_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
@@ -211,6 +211,7 @@ def test_matrix_product_estep_equals_brute_force(n, d, k, dtype, seed, weighted)
     """
     from emdask._linalg import nearest
 
+    assume(not kmeans.fused(np.dtype(dtype), d))
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many ties
     centres = rng.integers(0, 4, (k, d)).astype(np.float64)
