@@ -20,15 +20,18 @@ def exact_in_float32(dtype: np.dtype) -> bool:
     return dtype == np.float32 or (dtype.kind in "biu" and dtype.itemsize <= 2)
 
 
-def centred(x: np.ndarray, origin: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``x - origin`` in float32 for data float32 holds exactly (:func:`exact_in_float32`) whose squares fit float32's
-    range, else in float64.
+def centred(
+    x: np.ndarray, origin: np.ndarray, out: np.ndarray | None = None, *, float32_integers: bool = False
+) -> np.ndarray:
+    """``x - origin`` in float32 for float32 data whose squares fit float32's range, else in float64.
 
-    Wider integers and float64 are computed in float64; so are float32 values so large (1e30) or
-    so small (1e-30) that their squared distances would be inf or 0 in float32.  ``out``, a float32
-    buffer of at least ``x``'s shape, saves the allocation.
+    With ``float32_integers``, integers and bools float32 holds exactly (:func:`exact_in_float32`)
+    are computed in float32 too: where only the nearest centre is wanted, and the time matters
+    more than float64's margin on near ties.  Other integers and float64 are computed in float64;
+    so are float32 values so large (1e30) or so small (1e-30) that their squared distances would
+    be inf or 0 in float32.  ``out``, a float32 buffer of at least ``x``'s shape, saves the allocation.
     """
-    if exact_in_float32(x.dtype):
+    if x.dtype == np.float32 or (float32_integers and exact_in_float32(x.dtype)):
         xs = np.empty(x.shape, np.float32) if out is None else out[: len(x)]
         scale = float(centred_into(x, origin.astype(np.float32), xs))
         if scale == 0.0 or _FLOAT32_SCALES[0] < scale < _FLOAT32_SCALES[1]:
@@ -52,12 +55,15 @@ def sq_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0, out=d)
 
 
-def nearest_labels(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+def nearest_labels(
+    x: np.ndarray, centres: np.ndarray, *, float32_integers: bool = False
+) -> Iterator[tuple[slice, np.ndarray]]:
     """Per cache-sized row block: its slice and each row's nearest centre.
 
     The argmin is over ``|c - s|^2 / 2 - (c - s).(x - s)``, one matrix product in the data's
     precision about the centres' mean ``s``: the squared distance less ``|x - s|^2``, which does
-    not change it.  The block's buffer is reused: use its labels before taking the next block.
+    not change it (``float32_integers``: as :func:`centred`'s).  The block's buffer is reused: use
+    its labels before taking the next block.
     """
     k = len(centres)
     origin = centres.mean(axis=0)
@@ -70,7 +76,7 @@ def nearest_labels(x: np.ndarray, centres: np.ndarray) -> Iterator[tuple[slice, 
     scores_buffer = np.empty(k * step, np.float64)
     labels = np.empty(step, np.int32)
     for rows in row_blocks(len(x), k):
-        xs = centred(x[rows], origin, xs_buffer)
+        xs = centred(x[rows], origin, xs_buffer, float32_integers=float32_integers)
         m = len(xs)
         if xs.dtype == np.float32:  # float32 products are fastest written a row's K scores together (bench/RESULTS.md)
             rows_scores = scores_buffer.view(np.float32)[: k * m].reshape(m, k)

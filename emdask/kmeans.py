@@ -58,7 +58,7 @@ class KMeansModel:
             return KMeansStats(counts, sums, inertia, far)
         candidates = _FarRows(k)
         inertia = 0.0
-        for rows, labels in nearest_labels(x, centres):
+        for rows, labels in nearest_labels(x, centres, float32_integers=True):
             inertia += join_labelled(
                 x[rows], weights, rows.start, labels, centres, counts, sums, candidates.arrays, offset
             )

@@ -205,27 +205,32 @@ def test_fused_gaussian_estep_equals_the_plain_path(n, d, k, cov, dtype, seed, w
 def test_matrix_product_estep_equals_brute_force(n, d, k, dtype, seed, weighted):
     """Many features: blocked matrix-product scores, first argmin and compiled sums, against the plain E-step.
 
-    The scores are rounded (float32 for float32 data), so among centres at equal distance the
-    choice may differ from the exact first minimum: each label must be a nearest centre up to that
-    rounding, and the statistics must be exactly those of the labels chosen.
+    The scores are rounded (float32 for float32 data, and in the E-step for uint8 data), so among
+    centres at equal distance the choice may differ from the exact first minimum: each label must be
+    a nearest centre up to that rounding, and the statistics must be exactly those of the labels
+    chosen.  ``nearest`` (predict's labels, float64 for integers) is held to the same bound.
     """
-    from emdask._linalg import nearest
+    from emdask._linalg import nearest, nearest_labels
 
     assume(not kmeans.fused(np.dtype(dtype), d))
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 4, (n, d)).astype(dtype)  # small integers: many ties
     centres = rng.integers(0, 4, (k, d)).astype(np.float64)
     w = rng.choice([0.0, 0.5, 2.0], n) if weighted else np.ones(n)
-    labels, dist2 = nearest(x, centres)
     exact = ((x.astype(np.float64)[:, None, :] - centres[None]) ** 2).sum(-1)
-    assert np.all(exact[np.arange(n), labels] <= exact.min(axis=1) + 1e-4 * (1 + exact.min(axis=1)))
+    nearest_enough = exact.min(axis=1) + 1e-4 * (1 + exact.min(axis=1))
+    labels, dist2 = nearest(x, centres)
+    assert np.all(exact[np.arange(n), labels] <= nearest_enough)
     np.testing.assert_array_equal(dist2, exact[np.arange(n), labels])
+    blocks = [block.copy() for _, block in nearest_labels(x, centres, float32_integers=True)]
+    chosen = np.concatenate(blocks) if blocks else np.empty(0, np.int32)  # the E-step's labels
+    assert np.all(exact[np.arange(n), chosen] <= nearest_enough)
     stats = KMeansModel(k).e_step(x, w if weighted else None, 0, centres)
-    counts = np.bincount(labels, weights=w, minlength=k)
-    sums = np.array([(w[labels == j, None] * x[labels == j].astype(np.float64)).sum(axis=0) for j in range(k)])
+    counts = np.bincount(chosen, weights=w, minlength=k)
+    sums = np.array([(w[chosen == j, None] * x[chosen == j].astype(np.float64)).sum(axis=0) for j in range(k)])
     np.testing.assert_allclose(stats.counts, counts, rtol=1e-12)
     np.testing.assert_allclose(stats.sums, sums.reshape(k, d), rtol=1e-12, atol=1e-12)
-    assert stats.inertia == pytest.approx(float(w @ dist2), rel=1e-12, abs=1e-12)
+    assert stats.inertia == pytest.approx(float(w @ exact[np.arange(n), chosen]), rel=1e-12, abs=1e-12)
 
 
 @settings(max_examples=60, deadline=None)

@@ -67,3 +67,17 @@ def test_transform_and_score_match_sklearn(digits):
     em = emdask.KMeans(7, init=init).fit(digits)
     np.testing.assert_allclose(em.transform(digits), sk.transform(digits), rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose(em.score(digits), sk.score(digits), rtol=1e-7)
+
+
+def test_transform_and_predict_of_uint8_pixels_keep_float64_precision():
+    """Integer input is computed in float64 outside the fit's E-step, as scikit-learn computes it: distances of
+    pixels a fraction of a unit from a centre lose nothing to float32's rounding about the centres' mean."""
+    from skimage import data
+
+    X = data.coffee().reshape(-1, 3)
+    init = _pick(X.astype(np.float64), 8, 6)
+    sk = SkKMeans(8, init=init, n_init=1, algorithm="lloyd", max_iter=1).fit(X)
+    em = emdask.KMeans(8, init=init, max_iter=1).fit(X)
+    np.testing.assert_allclose(em.cluster_centers_, sk.cluster_centers_, rtol=1e-10)
+    np.testing.assert_allclose(em.transform(X), sk.transform(X), rtol=1e-9)
+    np.testing.assert_array_equal(em.predict(X), sk.predict(X))
