@@ -145,6 +145,7 @@ def lloyd_chunk(
     n, d = x.shape
     k = centres_t.shape[1]
     narrow = _float32_lanes(lanes)
+    bar = far[-1]  # the distance a row must exceed to join the farthest rows' list (raised as it fills)
     dp = 3 if d == 3 else d + (-d) % 4  # RGB pixels in one group of three; else groups of four, padded with zeros
     kp = k + (-k) % 4  # centres four at a time, padded with centres at infinity
     origin = np.zeros(d)
@@ -250,7 +251,7 @@ def lloyd_chunk(
             _join_block(part, label, codes, x64, xs, w, start, m, 3, k, narrow, weights, exact_centres)
         else:
             _join_block(part, label, codes, x64, xs, w, start, m, d, k, narrow, weights, exact_centres)
-        if _may_be_farther(best, m, far[4][0], relative, absolute):  # the exact distances, rarely needed
+        if _may_be_farther(best, m, bar[0], relative, absolute):  # the exact distances, rarely needed
             for i in range(m):
                 exact[i] = _exact_dist2(x64, i, exact_centres, int(label[i]), dp) if narrow else best[i]
             _gather_far(exact, label, w, start, m, offset, far, k)
